@@ -1,0 +1,29 @@
+/* Decoded frames shared by all readers: an LRU bounded in bytes, keyed by (media id,
+ * display index). Frames are refcounted AVFrames: get returns a new reference, so a
+ * reader never copies a frame it only reads, and eviction never frees one in use. */
+#ifndef VIDFS_FRAME_CACHE_H
+#define VIDFS_FRAME_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libavutil/frame.h>
+
+struct frame_cache;
+
+int frame_cache_new(size_t max_bytes, struct frame_cache **out);
+void frame_cache_free(struct frame_cache **fc);
+
+/* A new reference to the cached frame (caller av_frame_free's it), or NULL on a miss. */
+AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n);
+/* Keeps a reference to f (no-op when present or when f alone exceeds the bound). */
+void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f);
+/* 1 when present, without touching the LRU order. */
+int frame_cache_has(struct frame_cache *fc, uint64_t media, int n);
+
+struct frame_cache_stats {
+    uint64_t hits, misses, inserts, evictions, bytes, max_bytes, frames;
+};
+void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st);
+
+#endif

@@ -1,0 +1,206 @@
+/* Decoder pool. Choosing a decoder for (media, frame), in order of cost:
+ *   1. an idle decoder in this media that can continue to the frame without seeking;
+ *   2. a new decoder, while the pool is below its bound (keeps other positions intact);
+ *   3. an idle decoder in this media, which seeks;
+ *   4. the least recently used idle decoder, reattached (reconfigured where it fits);
+ *   5. otherwise wait for a release.
+ * Opening and attaching run outside the lock: the slot is marked busy first. */
+#include "pool.h"
+#include "decoder.h"
+#include "log.h"
+#include "media.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+    struct decoder *d; /* NULL: free slot */
+    int busy;
+    uint64_t used;     /* LRU tick */
+    unsigned long counted; /* frames_decoded already added to the stats */
+};
+
+struct pool {
+    pthread_mutex_t lock;
+    pthread_cond_t released;
+    struct pool_opts opts;
+    struct slot *slots;
+    uint64_t tick;
+    int gpu_ok; /* 1 when NVDEC answered; 0 unknown or absent */
+    struct pool_stats st;
+};
+
+int pool_new(const struct pool_opts *opts, struct pool **out)
+{
+    struct pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->opts = *opts;
+    if (p->opts.size < 1)
+        p->opts.size = 1;
+    p->slots = calloc((size_t)p->opts.size, sizeof(*p->slots));
+    if (!p->slots) {
+        free(p);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->released, NULL);
+    *out = p;
+    return 0;
+}
+
+void pool_free(struct pool **pp)
+{
+    struct pool *p = *pp;
+    if (!p)
+        return;
+    for (int i = 0; i < p->opts.size; i++)
+        decoder_free(&p->slots[i].d);
+    pthread_cond_destroy(&p->released);
+    pthread_mutex_destroy(&p->lock);
+    free(p->slots);
+    free(p);
+    *pp = NULL;
+}
+
+static const struct decode_backend *backend_for(struct pool *p, const struct media *m)
+{
+#if VIDFS_HAVE_NVDEC
+    if (p->opts.use_gpu >= 0 && m->par &&
+        decode_nvdec.supports(m->par, &p->opts.decode) == 0)
+        return &decode_nvdec;
+#endif
+    (void)p;
+    (void)m;
+    return &decode_cpu;
+}
+
+const char *pool_backend_for(struct pool *p, const struct media *m)
+{
+    return backend_for(p, m)->name;
+}
+
+/* Chooses a slot following the order at the top of the file; -1 when all are busy. */
+static int choose(struct pool *p, const struct media *m, int n,
+                  const struct decode_backend *be, int *fresh)
+{
+    int best = -1, best_dist = INT_MAX, empty = -1, lru = -1;
+    for (int i = 0; i < p->opts.size; i++) {
+        struct slot *s = &p->slots[i];
+        if (!s->d) {
+            empty = empty < 0 ? i : empty;
+            continue;
+        }
+        if (s->busy)
+            continue;
+        if (s->d->media == m && s->d->backend == be) {
+            int dist = decoder_distance(s->d, n);
+            if (dist < best_dist)
+                best = i, best_dist = dist;
+        }
+        if (lru < 0 || s->used < p->slots[lru].used)
+            lru = i;
+    }
+    *fresh = 0;
+    if (best >= 0 && best_dist < INT_MAX && decoder_can_continue(p->slots[best].d, n))
+        return best;
+    if (empty >= 0)
+        return *fresh = 1, empty;
+    return best >= 0 ? best : lru;
+}
+
+static void count_frames(struct pool *p, struct slot *s)
+{
+    unsigned long now = s->d->frames_decoded;
+    uint64_t delta = now - s->counted;
+    s->counted = now;
+    if (strcmp(s->d->backend->name, "cpu"))
+        p->st.frames_gpu += delta;
+    else
+        p->st.frames_cpu += delta;
+}
+
+/* Makes slot i's decoder fit backend be, outside the lock (the slot is busy). */
+static int prepare(struct pool *p, struct slot *s, const struct decode_backend *be)
+{
+    if (s->d && s->d->backend != be)
+        decoder_free(&s->d);
+    if (s->d)
+        return 0;
+    s->counted = 0;
+    return decoder_new(be, &p->opts.decode, &s->d);
+}
+
+int pool_acquire(struct pool *p, struct media *m, int n, struct decoder **out)
+{
+    if (m->error)
+        return -EIO;
+    const struct decode_backend *be = backend_for(p, m);
+    pthread_mutex_lock(&p->lock);
+    int i, fresh;
+    while ((i = choose(p, m, n, be, &fresh)) < 0)
+        pthread_cond_wait(&p->released, &p->lock);
+    struct slot *s = &p->slots[i];
+    s->busy = 1;
+    s->used = ++p->tick;
+    int same = s->d && s->d->media == m && s->d->backend == be;
+    if (same && decoder_can_continue(s->d, n))
+        p->st.continued++;
+    else if (same)
+        p->st.seeks++;
+    else if (s->d && s->d->backend == be)
+        p->st.reused++;
+    else
+        p->st.created++;
+    pthread_mutex_unlock(&p->lock);
+
+    int ret = prepare(p, s, be);
+    if (ret == 0)
+        ret = decoder_attach(s->d, m);
+    if (ret < 0) {
+        log_error("%s: no %s decoder: %s", m->path, be->name, strerror(-ret));
+        pthread_mutex_lock(&p->lock);
+        decoder_free(&s->d);
+        s->busy = 0;
+        pthread_cond_signal(&p->released);
+        pthread_mutex_unlock(&p->lock);
+        return ret;
+    }
+    *out = s->d;
+    return 0;
+}
+
+void pool_release(struct pool *p, struct decoder *d)
+{
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->opts.size; i++) {
+        struct slot *s = &p->slots[i];
+        if (s->d != d)
+            continue;
+        count_frames(p, s);
+        s->busy = 0;
+        s->used = ++p->tick;
+        break;
+    }
+    pthread_cond_signal(&p->released);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void pool_stats(struct pool *p, struct pool_stats *st)
+{
+    pthread_mutex_lock(&p->lock);
+    *st = p->st;
+    st->busy = st->idle = 0;
+    for (int i = 0; i < p->opts.size; i++) {
+        if (!p->slots[i].d)
+            continue;
+        if (p->slots[i].busy)
+            st->busy++;
+        else
+            st->idle++;
+    }
+    pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,42 @@
+/* Decoder pool: decoders are leased for one request and returned with their position, so
+ * the next request for the following frame continues without seeking. Idle decoders are
+ * reused for other files with fitting parameters (reconfigured, as PyNvVideoCodec's
+ * decoder cache does) and evicted LRU. Bounded; acquire waits while all are busy. */
+#ifndef VIDFS_POOL_H
+#define VIDFS_POOL_H
+
+#include <stdint.h>
+
+#include "../codec/decode.h"
+
+struct media;
+struct decoder;
+
+struct pool_opts {
+    int size;                 /* decoders at most (busy + idle) */
+    struct decode_opts decode;
+    int use_gpu;              /* -1: never, 0: where supported (auto), 1: always (nvdec) */
+};
+
+struct pool;
+
+int pool_new(const struct pool_opts *opts, struct pool **out);
+void pool_free(struct pool **p);
+
+/* Leases a decoder attached to m, the best placed for frame n: one already in m just
+ * before n, else an idle one reattached, else a new one (evicting the LRU idle one).
+ * Blocks while every decoder is busy. */
+int pool_acquire(struct pool *p, struct media *m, int n, struct decoder **out);
+/* Returns a leased decoder (keeps its position for the next request). */
+void pool_release(struct pool *p, struct decoder *d);
+
+struct pool_stats {
+    uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
+    int busy, idle;
+};
+void pool_stats(struct pool *p, struct pool_stats *st);
+
+/* Name of the backend the pool would use for m ("cpu", "nvdec"). */
+const char *pool_backend_for(struct pool *p, const struct media *m);
+
+#endif

@@ -1,0 +1,270 @@
+/* CPU conversion. Layout-only cases (planes copied or interleaved) are done by hand, so
+ * nv12/yuv420p/gray of 8-bit 4:2:0 sources are bit-identical to FFmpeg's; everything else
+ * goes through swscale with the flags the ffmpeg CLI uses (bicubic), the stream's matrix
+ * (BT.601 when untagged) and range. */
+#include "convert.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+
+static const struct converter *const converters[] = {
+#if VIDFS_HAVE_NVDEC
+    &convert_cuda,
+#endif
+    &convert_cpu,
+};
+
+void convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int *h)
+{
+    if (!want_w && !want_h) {
+        *w = src_w, *h = src_h;
+    } else if (want_w && want_h) {
+        *w = want_w, *h = want_h;
+    } else if (want_w) {
+        *w = want_w;
+        *h = (int)(((int64_t)src_h * want_w + src_w) / (2 * (int64_t)src_w)) * 2;
+    } else {
+        *h = want_h;
+        *w = (int)(((int64_t)src_w * want_h + src_h) / (2 * (int64_t)src_h)) * 2;
+    }
+    if (*w < 2)
+        *w = 2;
+    if (*h < 2)
+        *h = 2;
+}
+
+int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *dst, size_t size)
+{
+    if (!format_is_raw(req->format) ||
+        size != format_frame_size(req->format, req->width, req->height))
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(converters) / sizeof(converters[0]); i++)
+        if (converters[i]->accepts(src))
+            return converters[i]->run(src, req, dst);
+    return -EINVAL;
+}
+
+static void copy_plane(uint8_t *dst, int dst_stride, const uint8_t *src, int src_stride,
+                       int row_bytes, int rows)
+{
+    for (int y = 0; y < rows; y++)
+        memcpy(dst + (size_t)y * (size_t)dst_stride, src + (ptrdiff_t)y * src_stride,
+               (size_t)row_bytes);
+}
+
+static void interleave_uv(uint8_t *dst, const AVFrame *f, int cw, int ch)
+{
+    for (int y = 0; y < ch; y++) {
+        const uint8_t *u = f->data[1] + (ptrdiff_t)y * f->linesize[1];
+        const uint8_t *v = f->data[2] + (ptrdiff_t)y * f->linesize[2];
+        uint8_t *d = dst + (size_t)y * (size_t)cw * 2;
+        for (int x = 0; x < cw; x++) {
+            d[2 * x] = u[x];
+            d[2 * x + 1] = v[x];
+        }
+    }
+}
+
+static void shift_plane10(uint16_t *dst, const AVFrame *f, int plane, int w, int h)
+{
+    for (int y = 0; y < h; y++) {
+        const uint16_t *s =
+            (const uint16_t *)(const void *)(f->data[plane] + (ptrdiff_t)y * f->linesize[plane]);
+        for (int x = 0; x < w; x++)
+            dst[(size_t)y * (size_t)w + (size_t)x] = (uint16_t)(s[x] << 6);
+    }
+}
+
+static void interleave_uv10(uint16_t *dst, const AVFrame *f, int cw, int ch)
+{
+    for (int y = 0; y < ch; y++) {
+        const uint16_t *u =
+            (const uint16_t *)(const void *)(f->data[1] + (ptrdiff_t)y * f->linesize[1]);
+        const uint16_t *v =
+            (const uint16_t *)(const void *)(f->data[2] + (ptrdiff_t)y * f->linesize[2]);
+        uint16_t *d = dst + (size_t)y * (size_t)cw * 2;
+        for (int x = 0; x < cw; x++) {
+            d[2 * x] = (uint16_t)(u[x] << 6);
+            d[2 * x + 1] = (uint16_t)(v[x] << 6);
+        }
+    }
+}
+
+/* The layout-only cases: 1 when done, 0 when swscale must do it. */
+static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
+{
+    int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
+    if (req->width != w || req->height != h)
+        return 0;
+    int yuv8 = f->format == AV_PIX_FMT_YUV420P || f->format == AV_PIX_FMT_YUVJ420P;
+    int yuv10 = f->format == AV_PIX_FMT_YUV420P10LE;
+    size_t luma = (size_t)w * (size_t)h;
+    switch (req->format) {
+    case FORMAT_GRAY:
+        if (!yuv8 && f->format != AV_PIX_FMT_NV12 && f->format != AV_PIX_FMT_GRAY8)
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        return 1;
+    case FORMAT_YUV420P:
+        if (!yuv8)
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        copy_plane(dst + luma, cw, f->data[1], f->linesize[1], cw, ch);
+        copy_plane(dst + luma + (size_t)cw * (size_t)ch, cw, f->data[2], f->linesize[2], cw, ch);
+        return 1;
+    case FORMAT_NV12:
+        if (!yuv8 && f->format != AV_PIX_FMT_NV12)
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        if (yuv8)
+            interleave_uv(dst + luma, f, cw, ch);
+        else
+            copy_plane(dst + luma, 2 * cw, f->data[1], f->linesize[1], 2 * cw, ch);
+        return 1;
+    case FORMAT_P010:
+        if (!yuv10)
+            return 0;
+        shift_plane10((uint16_t *)(void *)dst, f, 0, w, h);
+        interleave_uv10((uint16_t *)(void *)(dst + 2 * luma), f, cw, ch);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* rgbp is made from rgb24 (then split into planes), not from swscale's GBRP output, whose
+ * chroma interpolation differs: the planes must hold exactly the .rgb file's values. */
+static const enum AVPixelFormat sws_format[FORMAT_COUNT] = {
+    [FORMAT_NV12] = AV_PIX_FMT_NV12, [FORMAT_YUV420P] = AV_PIX_FMT_YUV420P,
+    [FORMAT_GRAY] = AV_PIX_FMT_GRAY8, [FORMAT_RGB] = AV_PIX_FMT_RGB24,
+    [FORMAT_RGBP] = AV_PIX_FMT_RGB24, [FORMAT_P010] = AV_PIX_FMT_P010LE,
+};
+
+/* One cached swscale context a thread: contexts are not thread-safe, and rebuilding one
+ * per frame costs more than converting a small frame. */
+static pthread_key_t sws_key;
+static pthread_once_t sws_once = PTHREAD_ONCE_INIT;
+
+static void sws_destroy(void *ctx)
+{
+    sws_freeContext(ctx);
+}
+
+static void sws_key_init(void)
+{
+    pthread_key_create(&sws_key, sws_destroy);
+}
+
+static int is_full_range(const AVFrame *f)
+{
+    return f->color_range == AVCOL_RANGE_JPEG || f->format == AV_PIX_FMT_YUVJ420P ||
+           f->format == AV_PIX_FMT_YUVJ422P || f->format == AV_PIX_FMT_YUVJ444P;
+}
+
+static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *planes[4],
+                       int strides[4])
+{
+    int w = req->width, h = req->height, cw = (w + 1) / 2;
+    size_t luma = (size_t)w * (size_t)h;
+    memset(planes, 0, 4 * sizeof(*planes));
+    memset(strides, 0, 4 * sizeof(*strides));
+    switch (req->format) {
+    case FORMAT_RGB:
+    case FORMAT_RGBP: /* packed first, split by the caller */
+        planes[0] = dst, strides[0] = 3 * w;
+        break;
+    case FORMAT_P010:
+        planes[0] = dst, planes[1] = dst + 2 * luma;
+        strides[0] = 2 * w, strides[1] = 4 * cw;
+        break;
+    case FORMAT_NV12:
+        planes[0] = dst, planes[1] = dst + luma;
+        strides[0] = w, strides[1] = 2 * cw;
+        break;
+    case FORMAT_YUV420P:
+        planes[0] = dst, planes[1] = dst + luma;
+        planes[2] = dst + luma + (size_t)cw * (size_t)((h + 1) / 2);
+        strides[0] = w, strides[1] = strides[2] = cw;
+        break;
+    default:
+        planes[0] = dst, strides[0] = w;
+        break;
+    }
+}
+
+static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
+{
+    pthread_once(&sws_once, sws_key_init);
+    struct SwsContext *old = pthread_getspecific(sws_key);
+    struct SwsContext *sws = sws_getCachedContext(old, f->width, f->height, f->format,
+                                                  req->width, req->height,
+                                                  sws_format[req->format], SWS_BICUBIC,
+                                                  NULL, NULL, NULL);
+    pthread_setspecific(sws_key, sws);
+    if (!sws) {
+        log_error("convert: swscale cannot convert %s to %s",
+                  av_get_pix_fmt_name(f->format), format_ext(req->format));
+        return -EINVAL;
+    }
+    int src_full = is_full_range(f);
+    int dst_full = req->format == FORMAT_RGB || req->format == FORMAT_RGBP ? 1 : src_full;
+    int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED || f->colorspace == AVCOL_SPC_RGB
+                 ? SWS_CS_DEFAULT
+                 : (int)f->colorspace;
+    const int *coefs = sws_getCoefficients(cs);
+    sws_setColorspaceDetails(sws, coefs, src_full, coefs, dst_full, 0, 1 << 16, 1 << 16);
+    uint8_t *planes[4];
+    int strides[4];
+    dst_planes(req, dst, planes, strides);
+    int ret = sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
+                        planes, strides);
+    return ret > 0 ? 0 : -EIO;
+}
+
+/* Packed RGB to planar R, G, B. */
+static void split_rgb(uint8_t *dst, const uint8_t *rgb, size_t pixels)
+{
+    for (size_t i = 0; i < pixels; i++) {
+        dst[i] = rgb[3 * i];
+        dst[pixels + i] = rgb[3 * i + 1];
+        dst[2 * pixels + i] = rgb[3 * i + 2];
+    }
+}
+
+static int convert_sws(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
+{
+    if (req->format != FORMAT_RGBP)
+        return convert_sws_to(f, req, dst);
+    size_t pixels = (size_t)req->width * (size_t)req->height;
+    uint8_t *packed = av_malloc(3 * pixels + 64);
+    if (!packed)
+        return -ENOMEM;
+    int ret = convert_sws_to(f, req, packed);
+    if (ret == 0)
+        split_rgb(dst, packed, pixels);
+    av_free(packed);
+    return ret;
+}
+
+static int cpu_accepts(const AVFrame *src)
+{
+    return src->format != AV_PIX_FMT_CUDA;
+}
+
+static int cpu_run(const AVFrame *src, const struct convert_req *req, uint8_t *dst)
+{
+    if (convert_copy(src, req, dst))
+        return 0;
+    return convert_sws(src, req, dst);
+}
+
+const struct converter convert_cpu = {
+    .name = "cpu",
+    .accepts = cpu_accepts,
+    .run = cpu_run,
+};

@@ -1,0 +1,41 @@
+/* Conversion of decoded frames to the byte layouts of frame files (DESIGN.md: raw formats
+ * equal `ffmpeg -f rawvideo -pix_fmt X`), with optional scaling for the frames_WxH views. */
+#ifndef VIDFS_CONVERT_H
+#define VIDFS_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libavutil/frame.h>
+
+#include "format.h"
+
+struct convert_req {
+    enum format format; /* a raw format */
+    int width, height;  /* output size; the frame's own size when no view scales it */
+};
+
+/* A converter for frames of some kind (host frames with swscale; CUDA frames with
+ * kernels). Converters are tried in order; the first that accepts the frame runs. */
+struct converter {
+    const char *name;
+    int (*accepts)(const AVFrame *src);
+    /* Writes exactly format_frame_size(req) bytes to dst. */
+    int (*run)(const AVFrame *src, const struct convert_req *req, uint8_t *dst);
+};
+
+extern const struct converter convert_cpu;
+#if VIDFS_HAVE_NVDEC
+extern const struct converter convert_cuda;
+#endif
+
+/* Converts src into dst (size must be format_frame_size(req)). -EINVAL for a format this
+ * frame cannot give (p010 from 8-bit sources is allowed: upshifted). */
+int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *dst, size_t size);
+
+/* Output size of a view: want_w/want_h of 0 keep the aspect ratio (rounded to even);
+ * both 0 means unscaled. Uses the sample aspect ratio of nothing: pixels, as ffmpeg's
+ * scale filter does. */
+void convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int *h);
+
+#endif

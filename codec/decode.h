@@ -1,0 +1,50 @@
+/* Decode backends: a vtable per implementation (libavcodec on the CPU, NVDEC), so adding
+ * a backend is a new file. A backend turns packets of one stream into frames in display
+ * order, like avcodec's send/receive API; seeking, frame identity and caching live above
+ * it (decoder.c). */
+#ifndef VIDFS_DECODE_H
+#define VIDFS_DECODE_H
+
+#include <stddef.h>
+
+#include <libavcodec/avcodec.h>
+
+struct decode_opts {
+    int threads;    /* codec threads, 0 = automatic */
+    int gpu;        /* CUDA ordinal for GPU backends */
+    int max_width;  /* GPU decoders are created this large so reconfigure fits */
+    int max_height;
+};
+
+struct decode_backend {
+    const char *name;
+    size_t priv_size; /* zeroed before open */
+
+    /* 0 when this backend can decode a stream with these parameters, -ENOTSUP if not. */
+    int (*supports)(const AVCodecParameters *par, const struct decode_opts *opts);
+    int (*open)(void *priv, const AVCodecParameters *par, const struct decode_opts *opts);
+    /* Reuse an open decoder for another stream (another file): 0, or -EINVAL when the
+     * parameters do not fit, in which case the caller closes and opens anew. */
+    int (*reconfigure)(void *priv, const AVCodecParameters *par);
+    /* Takes a packet (not ownership); NULL drains. -EAGAIN when frames must be received
+     * first; other negative errno on a decode error the caller may skip past. */
+    int (*send_packet)(void *priv, const AVPacket *pkt);
+    /* Fills frame (pts set from the packets' pts): 0; -EAGAIN needs input; -ENODATA once
+     * drained. Frames are host frames, or AV_PIX_FMT_CUDA frames that convert.c handles. */
+    int (*receive_frame)(void *priv, AVFrame *frame);
+    /* Drops all state after a seek (also ends draining). */
+    void (*flush)(void *priv);
+    /* Skip pictures no other picture references (for seeking), or decode all again. */
+    void (*skip_nonref)(void *priv, int skip);
+    void (*close)(void *priv);
+};
+
+extern const struct decode_backend decode_cpu;
+#if VIDFS_HAVE_NVDEC
+extern const struct decode_backend decode_nvdec;
+#endif
+
+/* Maps an FFmpeg error to a negative errno (EIO by default). */
+int decode_averror(int averror);
+
+#endif

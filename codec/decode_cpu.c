@@ -1,0 +1,108 @@
+/* CPU decode backend: libavcodec with frame and slice threads. Its frames are host
+ * frames in the decoder's own pixel format; convert.c makes the output layouts. */
+#include "decode.h"
+#include "log.h"
+
+#include <errno.h>
+
+struct cpu_priv {
+    AVCodecContext *ctx;
+};
+
+static int cpu_supports(const AVCodecParameters *par, const struct decode_opts *opts)
+{
+    (void)opts;
+    return avcodec_find_decoder(par->codec_id) ? 0 : -ENOTSUP;
+}
+
+/* libdav1d is preferred for AV1 when present: FFmpeg's native AV1 decoder needs a hwaccel. */
+static const AVCodec *find_decoder(enum AVCodecID id)
+{
+    if (id == AV_CODEC_ID_AV1) {
+        const AVCodec *c = avcodec_find_decoder_by_name("libdav1d");
+        if (c)
+            return c;
+    }
+    return avcodec_find_decoder(id);
+}
+
+static int cpu_open(void *priv, const AVCodecParameters *par, const struct decode_opts *opts)
+{
+    struct cpu_priv *p = priv;
+    const AVCodec *codec = find_decoder(par->codec_id);
+    if (!codec)
+        return -ENOTSUP;
+    p->ctx = avcodec_alloc_context3(codec);
+    if (!p->ctx)
+        return -ENOMEM;
+    int ret = avcodec_parameters_to_context(p->ctx, par);
+    if (ret < 0)
+        goto fail;
+    p->ctx->thread_count = opts->threads;
+    p->ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    ret = avcodec_open2(p->ctx, codec, NULL);
+    if (ret < 0)
+        goto fail;
+    return 0;
+fail:
+    log_error("cpu decoder: cannot open %s: %s", codec->name, av_err2str(ret));
+    avcodec_free_context(&p->ctx);
+    return decode_averror(ret);
+}
+
+/* A libavcodec context holds the stream's extradata from open on, so another stream needs
+ * a new context: reuse saves nothing the pool could keep. */
+static int cpu_reconfigure(void *priv, const AVCodecParameters *par)
+{
+    (void)priv;
+    (void)par;
+    return -EINVAL;
+}
+
+static int cpu_send_packet(void *priv, const AVPacket *pkt)
+{
+    struct cpu_priv *p = priv;
+    int ret = avcodec_send_packet(p->ctx, pkt);
+    return ret < 0 ? decode_averror(ret) : 0;
+}
+
+static int cpu_receive_frame(void *priv, AVFrame *frame)
+{
+    struct cpu_priv *p = priv;
+    int ret = avcodec_receive_frame(p->ctx, frame);
+    if (ret < 0)
+        return decode_averror(ret);
+    frame->pts = frame->best_effort_timestamp;
+    return 0;
+}
+
+static void cpu_flush(void *priv)
+{
+    struct cpu_priv *p = priv;
+    avcodec_flush_buffers(p->ctx);
+}
+
+static void cpu_skip_nonref(void *priv, int skip)
+{
+    struct cpu_priv *p = priv;
+    p->ctx->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+}
+
+static void cpu_close(void *priv)
+{
+    struct cpu_priv *p = priv;
+    avcodec_free_context(&p->ctx);
+}
+
+const struct decode_backend decode_cpu = {
+    .name = "cpu",
+    .priv_size = sizeof(struct cpu_priv),
+    .supports = cpu_supports,
+    .open = cpu_open,
+    .reconfigure = cpu_reconfigure,
+    .send_packet = cpu_send_packet,
+    .receive_frame = cpu_receive_frame,
+    .flush = cpu_flush,
+    .skip_nonref = cpu_skip_nonref,
+    .close = cpu_close,
+};

@@ -1,0 +1,229 @@
+/* Media: probe a source once, pick its video stream, and get its index from the disk
+ * store or by a packet scan. Everything here is read-only after media_open returns. */
+#include "media.h"
+#include "decode.h"
+#include "index.h"
+#include "log.h"
+#include "meta.h"
+#include "store.h"
+
+#include <errno.h>
+#include <libavutil/pixdesc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_uint_fast64_t next_id = 1;
+
+static int is_video(const AVStream *st)
+{
+    return st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+           !(st->disposition & AV_DISPOSITION_ATTACHED_PIC);
+}
+
+/* Only other streams are discarded, so demuxing skips their payloads. */
+static void discard_others(AVFormatContext *fmt, int stream)
+{
+    for (unsigned i = 0; i < fmt->nb_streams; i++)
+        fmt->streams[i]->discard = (int)i == stream ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
+}
+
+static int open_input(const char *path, AVFormatContext **out, int find_info)
+{
+    AVFormatContext *fmt = NULL;
+    int ret = avformat_open_input(&fmt, path, NULL, NULL);
+    if (ret < 0)
+        return ret;
+    if (find_info || (fmt->ctx_flags & AVFMTCTX_NOHEADER)) {
+        ret = avformat_find_stream_info(fmt, NULL);
+        if (ret < 0) {
+            avformat_close_input(&fmt);
+            return ret;
+        }
+    }
+    *out = fmt;
+    return 0;
+}
+
+static int set_error(struct media *m, const char *msg)
+{
+    log_error("%s: %s", m->path, msg);
+    m->error = strdup(msg);
+    if (!m->error)
+        return -ENOMEM;
+    return meta_json_error(m->path, msg, &m->meta_json);
+}
+
+static int pick_stream(struct media *m, const AVFormatContext *fmt, int want)
+{
+    m->video_streams = malloc(sizeof(int) * (fmt->nb_streams + 1));
+    if (!m->video_streams)
+        return -ENOMEM;
+    for (unsigned i = 0; i < fmt->nb_streams; i++)
+        if (is_video(fmt->streams[i]))
+            m->video_streams[m->nb_video_streams++] = (int)i;
+    if (want >= 0) {
+        for (int i = 0; i < m->nb_video_streams; i++)
+            if (m->video_streams[i] == want)
+                return want;
+        return -ENOENT;
+    }
+    int best = av_find_best_stream((AVFormatContext *)fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    if (best >= 0 && is_video(fmt->streams[best]))
+        return best;
+    return m->nb_video_streams ? m->video_streams[0] : -ENOENT;
+}
+
+static int load_index(struct media *m, AVFormatContext *fmt, struct store *store)
+{
+    char key[256], extra[32];
+    snprintf(extra, sizeof(extra), "s%d", m->stream);
+    store_key(key, sizeof(key), "index", &m->st, extra);
+    uint8_t *blob;
+    size_t size;
+    if (store && store_get(store, key, &blob, &size) == 0) {
+        int ret = index_deserialize(blob, size, &m->index);
+        free(blob);
+        if (ret == 0 && m->index->time_base.num == m->time_base.num &&
+            m->index->time_base.den == m->time_base.den)
+            return 0;
+        index_free(&m->index);
+        log_warn("%s: stored index is damaged, rescanning", m->path);
+    }
+    discard_others(fmt, m->stream);
+    int ret = index_build(fmt, m->stream, &m->index);
+    if (ret < 0)
+        return ret;
+    if (store && index_serialize(m->index, &blob, &size) == 0) {
+        if (store_put(store, key, blob, size) < 0)
+            log_warn("%s: cannot save its index in the store", m->path);
+        free(blob);
+    }
+    return 0;
+}
+
+static int fill_stream(struct media *m, const AVStream *st)
+{
+    m->par = avcodec_parameters_alloc();
+    if (!m->par || avcodec_parameters_copy(m->par, st->codecpar) < 0)
+        return -ENOMEM;
+    m->time_base = st->time_base;
+    m->width = st->codecpar->width;
+    m->height = st->codecpar->height;
+    m->pix_fmt = st->codecpar->format;
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(m->pix_fmt);
+    m->bit_depth = d ? d->comp[0].depth : 8;
+    return 0;
+}
+
+/* Fills everything past the stat; a source FFmpeg cannot use ends in set_error. */
+static int probe(struct media *m, int want, struct store *store)
+{
+    AVFormatContext *fmt = NULL;
+    char msg[256];
+    int ret = open_input(m->path, &fmt, 1);
+    if (ret < 0) {
+        snprintf(msg, sizeof(msg), "cannot open: %s", av_err2str(ret));
+        return set_error(m, msg);
+    }
+    ret = pick_stream(m, fmt, want);
+    if (ret < 0) {
+        avformat_close_input(&fmt);
+        return ret == -ENOMEM ? ret : set_error(m, "no video stream");
+    }
+    m->stream = ret;
+    const AVStream *st = fmt->streams[m->stream];
+    ret = fill_stream(m, st);
+    if (ret == 0 && (m->width <= 0 || m->height <= 0 || m->pix_fmt == AV_PIX_FMT_NONE)) {
+        avformat_close_input(&fmt);
+        m->stream = -1;
+        return set_error(m, "video stream has no size or pixel format (unsupported codec?)");
+    }
+    if (ret == 0 && (ret = load_index(m, fmt, store)) < 0 && ret != -ENOMEM) {
+        avformat_close_input(&fmt);
+        m->stream = -1;
+        return set_error(m, "no decodable frame in the video stream");
+    }
+    if (ret == 0)
+        ret = meta_json_new(fmt, m->stream, m->video_streams, m->nb_video_streams, m->index,
+                            &m->meta_json);
+    avformat_close_input(&fmt);
+    return ret;
+}
+
+int media_open(const char *path, int stream, struct store *store, struct media **out)
+{
+    struct media *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->refcount = 1;
+    m->stream = -1;
+    m->id = atomic_fetch_add(&next_id, 1);
+    m->path = strdup(path);
+    int ret = -ENOMEM;
+    if (!m->path)
+        goto fail;
+    if (stat(path, &m->st) < 0) {
+        ret = -errno;
+        goto fail;
+    }
+    ret = probe(m, stream, store);
+    if (ret < 0)
+        goto fail;
+    if (!m->error)
+        log_debug("%s: stream %d, %d frames, %dx%d %s", path, m->stream, m->index->nb_frames,
+                  m->width, m->height, av_get_pix_fmt_name(m->pix_fmt));
+    *out = m;
+    return 0;
+fail:
+    media_unref(&m);
+    return ret;
+}
+
+struct media *media_ref(struct media *m)
+{
+    __atomic_add_fetch(&m->refcount, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void media_unref(struct media **mp)
+{
+    struct media *m = *mp;
+    if (!m)
+        return;
+    *mp = NULL;
+    if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL))
+        return;
+    free(m->path);
+    free(m->error);
+    free(m->meta_json);
+    free(m->video_streams);
+    avcodec_parameters_free(&m->par);
+    index_free(&m->index);
+    free(m);
+}
+
+int media_nb_frames(const struct media *m)
+{
+    return m->error ? 0 : m->index->nb_frames;
+}
+
+int media_open_demuxer(const struct media *m, AVFormatContext **out)
+{
+    if (m->error)
+        return -EIO;
+    AVFormatContext *fmt;
+    int ret = open_input(m->path, &fmt, 0);
+    if (ret < 0) {
+        log_error("%s: cannot reopen: %s", m->path, av_err2str(ret));
+        return decode_averror(ret);
+    }
+    if ((unsigned)m->stream >= fmt->nb_streams) {
+        log_error("%s: stream %d vanished (source changed?)", m->path, m->stream);
+        avformat_close_input(&fmt);
+        return -EIO;
+    }
+    discard_others(fmt, m->stream);
+    *out = fmt;
+    return 0;
+}

@@ -1,0 +1,249 @@
+/* Reader: frame cache, then the pool. Read-ahead: when a media's frames are asked for in
+ * order, one background job per media decodes the next `readahead` frames into the cache;
+ * a reader missing a frame that job is about to produce waits for it instead of taking a
+ * second decoder to the same place. */
+#include "reader.h"
+#include "decoder.h"
+#include "frame_cache.h"
+#include "log.h"
+#include "media.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NTRACK 64   /* media whose access pattern is followed */
+#define NWORKERS 2  /* read-ahead threads */
+#define WAIT_MS 5000
+
+struct track {
+    uint64_t media;
+    struct media *m;  /* reference while a job is queued or running */
+    int last;         /* last frame asked for */
+    int horizon;      /* frames up to here were or are being read ahead */
+    int job_from, job_to; /* queued or running job: frames [from, to]; to < from: none */
+    int running;
+    uint64_t used;
+};
+
+struct reader {
+    struct pool *pool;
+    struct frame_cache *cache;
+    struct reader_opts opts;
+    pthread_mutex_t lock;
+    pthread_cond_t work, progress;
+    struct track tracks[NTRACK];
+    uint64_t tick;
+    int stop;
+    pthread_t workers[NWORKERS];
+    int nworkers;
+    int started; /* workers start on first use: the mount may fork to daemonize first */
+    struct reader_stats st;
+};
+
+static void cache_cb(void *opaque, const struct media *m, int n, const AVFrame *f)
+{
+    struct reader *r = opaque;
+    frame_cache_put(r->cache, m->id, n, f);
+}
+
+/* Decodes frame n through a leased decoder; frames on the way go to the cache. */
+static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
+{
+    struct decoder *d;
+    int ret = pool_acquire(r->pool, m, n, &d);
+    if (ret < 0)
+        return ret;
+    ret = decoder_get(d, n, out, cache_cb, r);
+    pool_release(r->pool, d);
+    return ret;
+}
+
+static struct track *find_track(struct reader *r, uint64_t id, int create)
+{
+    struct track *lru = &r->tracks[0];
+    for (int i = 0; i < NTRACK; i++) {
+        struct track *t = &r->tracks[i];
+        if (t->media == id)
+            return t;
+        if (!t->running && t->job_to < t->job_from && t->used < lru->used)
+            lru = t;
+    }
+    if (!create || lru->running || lru->job_to >= lru->job_from)
+        return NULL;
+    media_unref(&lru->m);
+    *lru = (struct track){.media = id, .last = -2, .horizon = -1, .job_to = -1};
+    return lru;
+}
+
+static void *worker_main(void *arg)
+{
+    struct reader *r = arg;
+    AVFrame *f = av_frame_alloc();
+    pthread_mutex_lock(&r->lock);
+    while (!r->stop) {
+        struct track *t = NULL;
+        for (int i = 0; i < NTRACK && !t; i++)
+            if (!r->tracks[i].running && r->tracks[i].job_from <= r->tracks[i].job_to)
+                t = &r->tracks[i];
+        if (!t) {
+            pthread_cond_wait(&r->work, &r->lock);
+            continue;
+        }
+        t->running = 1;
+        struct media *m = media_ref(t->m);
+        while (t->job_from <= t->job_to && !r->stop && f) {
+            int n = t->job_from;
+            pthread_mutex_unlock(&r->lock);
+            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f);
+            if (ret == 0 && f->buf[0]) {
+                frame_cache_put(r->cache, m->id, n, f);
+                __atomic_add_fetch(&r->st.readahead_frames, 1, __ATOMIC_RELAXED);
+            }
+            av_frame_unref(f);
+            pthread_mutex_lock(&r->lock);
+            t->job_from = ret < 0 ? t->job_to + 1 : n + 1;
+            pthread_cond_broadcast(&r->progress);
+        }
+        t->running = 0;
+        media_unref(&m);
+        pthread_cond_broadcast(&r->progress);
+    }
+    pthread_mutex_unlock(&r->lock);
+    av_frame_free(&f);
+    return NULL;
+}
+
+int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader_opts *opts,
+               struct reader **out)
+{
+    struct reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->pool = pool;
+    r->cache = cache;
+    r->opts = *opts;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->work, NULL);
+    pthread_cond_init(&r->progress, NULL);
+    for (int i = 0; i < NTRACK; i++)
+        r->tracks[i].job_to = -1;
+    *out = r;
+    return 0;
+}
+
+void reader_free(struct reader **rp)
+{
+    struct reader *r = *rp;
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_cond_broadcast(&r->work);
+    pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->nworkers; i++)
+        pthread_join(r->workers[i], NULL);
+    for (int i = 0; i < NTRACK; i++)
+        media_unref(&r->tracks[i].m);
+    pthread_cond_destroy(&r->work);
+    pthread_cond_destroy(&r->progress);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    *rp = NULL;
+}
+
+/* Notes the access and queues read-ahead for sequential ones. Returns 1 when frame n is
+ * part of a running or queued job (so the caller may wait for it). Under the lock. */
+static void start_workers(struct reader *r)
+{
+    r->started = 1;
+    for (int i = 0; r->opts.readahead > 0 && i < NWORKERS; i++)
+        if (pthread_create(&r->workers[i], NULL, worker_main, r) == 0)
+            r->nworkers++;
+}
+
+static int note_access(struct reader *r, struct media *m, int n)
+{
+    if (!r->started)
+        start_workers(r);
+    struct track *t = find_track(r, m->id, 1);
+    if (!t)
+        return 0;
+    t->used = ++r->tick;
+    int sequential = n == t->last + 1 || (n > t->last && n <= t->horizon);
+    t->last = n;
+    int pending = t->job_from <= n && n <= t->job_to;
+    if (!sequential || !r->nworkers)
+        return pending;
+    int want = n + r->opts.readahead;
+    if (want >= media_nb_frames(m))
+        want = media_nb_frames(m) - 1;
+    if (want > t->horizon) {
+        if (t->job_to < t->job_from)
+            t->job_from = t->horizon >= n + 1 ? t->horizon + 1 : n + 1;
+        t->job_to = want;
+        t->horizon = want;
+        if (!t->m)
+            t->m = media_ref(m);
+        pthread_cond_signal(&r->work);
+    }
+    return pending;
+}
+
+/* Waits until frame n is cached or the job that would make it ends. Under the lock. */
+static AVFrame *wait_for(struct reader *r, struct media *m, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_MS / 1000;
+    for (;;) {
+        AVFrame *f = frame_cache_get(r->cache, m->id, n);
+        struct track *t = find_track(r, m->id, 0);
+        if (f || !t || !(t->job_from <= n && n <= t->job_to))
+            return f;
+        if (pthread_cond_timedwait(&r->progress, &r->lock, &until) == ETIMEDOUT)
+            return NULL;
+    }
+}
+
+int reader_get(struct reader *r, struct media *m, int n, AVFrame **out)
+{
+    if (m->error)
+        return -EIO;
+    if (n < 0 || n >= media_nb_frames(m))
+        return -ENOENT;
+    __atomic_add_fetch(&r->st.frames_served, 1, __ATOMIC_RELAXED);
+    AVFrame *f = frame_cache_get(r->cache, m->id, n);
+    pthread_mutex_lock(&r->lock);
+    int pending = note_access(r, m, n);
+    if (!f && pending)
+        f = wait_for(r, m, n);
+    pthread_mutex_unlock(&r->lock);
+    if (f) {
+        if (pending)
+            __atomic_add_fetch(&r->st.readahead_hits, 1, __ATOMIC_RELAXED);
+        *out = f;
+        return 0;
+    }
+    f = av_frame_alloc();
+    if (!f)
+        return -ENOMEM;
+    int ret = decode(r, m, n, f);
+    if (ret < 0) {
+        av_frame_free(&f);
+        return ret;
+    }
+    frame_cache_put(r->cache, m->id, n, f);
+    *out = f;
+    return 0;
+}
+
+void reader_stats(struct reader *r, struct reader_stats *st)
+{
+    pthread_mutex_lock(&r->lock);
+    *st = r->st;
+    pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,32 @@
+/* The door to decoded frames: frame cache first, then a decoder leased from the pool;
+ * frames passed on the way are cached, and sequential readers trigger read-ahead. */
+#ifndef VIDFS_READER_H
+#define VIDFS_READER_H
+
+#include <libavutil/frame.h>
+
+struct media;
+struct pool;
+struct frame_cache;
+
+struct reader;
+
+struct reader_opts {
+    int readahead; /* frames decoded ahead of a sequential reader, 0 = off */
+};
+
+/* The reader borrows pool and cache, which must outlive it. */
+int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader_opts *opts,
+               struct reader **out);
+void reader_free(struct reader **r);
+
+/* Display frame n of m: *out is a new reference (av_frame_free it). -ENOENT past the
+ * end, -EIO when the source cannot give it. */
+int reader_get(struct reader *r, struct media *m, int n, AVFrame **out);
+
+struct reader_stats {
+    uint64_t frames_served, readahead_frames, readahead_hits;
+};
+void reader_stats(struct reader *r, struct reader_stats *st);
+
+#endif

@@ -1,0 +1,45 @@
+/* Segments: clips of a source cut by time, either re-encoded frame-accurately (frames with
+ * start <= t < end) or stream-copied from the keyframe at or before start. Materialized
+ * into the disk store on first open; concurrent opens of one name share one encode. */
+#ifndef VIDFS_SEGMENT_H
+#define VIDFS_SEGMENT_H
+
+#include <stdint.h>
+
+struct media;
+struct reader;
+struct store;
+struct config;
+
+struct segment_req {
+    double start, end;     /* seconds from frame 0; end may pass the end (clamped) */
+    const char *container; /* extension: mp4, mkv, mov, ts, ... */
+    int copy;              /* stream copy instead of transcode */
+};
+
+struct segmenter;
+
+/* Borrows reader, store and cfg, which must outlive it. */
+int segmenter_new(struct reader *reader, struct store *store, const struct config *cfg,
+                  struct segmenter **out);
+void segmenter_free(struct segmenter **sg);
+
+/* 1 when the name can exist for m (container known, start < end, start before the last
+ * frame), else 0; pure, no encoding. */
+int segment_valid(const struct media *m, const struct segment_req *req);
+
+/* Produces the segment (or finds it in the store) and opens it: *fd read-only, caller
+ * closes. -ENOENT for a request segment_valid rejects, -EIO when the source fails. */
+int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                 int *fd);
+
+/* Exact size when already produced, -ENOENT when not (yet). */
+int segment_size(struct segmenter *sg, const struct media *m, const struct segment_req *req,
+                 uint64_t *size);
+
+struct segment_stats {
+    uint64_t produced, store_hits, copies, nvenc_encodes, cpu_encodes, nvenc_fallbacks;
+};
+void segment_stats(struct segmenter *sg, struct segment_stats *st);
+
+#endif

@@ -1,0 +1,954 @@
+/* FUSE operations. Every path goes through vpath_parse; the source path it names is
+ * looked up relative to the source directory (openat on its fd, so a mount over a
+ * changed cwd still works). Videos are opened through a table of media that is checked
+ * against the source's stat on every lookup, so a changed file is re-indexed. */
+#include "ops.h"
+#include "convert.h"
+#include "frame_cache.h"
+#include "image.h"
+#include "index.h"
+#include "log.h"
+#include "media.h"
+#include "meta.h"
+#include "pool.h"
+#include "reader.h"
+#include "segment.h"
+#include "store.h"
+#include "vpath.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#define MEDIA_SLOTS 256
+#define SIZE_SLOTS 4096
+#define SEGMENT_SIZE_GUESS (1 << 20)
+
+struct media_slot {
+    char *key; /* "relpath\nstream" */
+    struct media *m;
+    char *csv;
+    size_t csv_len;
+    int opening;
+    uint64_t used;
+};
+
+/* Sizes of png/jpg files already produced, so stat is exact after the first open. */
+struct size_slot {
+    uint64_t media;
+    int frame, w, h;
+    enum format format;
+    uint64_t size;
+};
+
+struct vidfs {
+    struct config cfg;
+    int src_fd;
+    char *source;
+    enum format list_format;
+    struct store *store;
+    struct pool *pool;
+    struct frame_cache *cache;
+    struct reader *reader;
+    struct segmenter *segmenter;
+    pthread_mutex_t lock; /* media table and size table */
+    pthread_cond_t opened;
+    struct media_slot media[MEDIA_SLOTS];
+    struct size_slot sizes[SIZE_SLOTS];
+    uint64_t tick;
+    uint64_t bytes_served, files_opened;
+};
+
+struct handle {
+    enum vpath_kind kind;
+    int fd;
+    char *buf; /* generated contents */
+    size_t len;
+    struct media *m;
+    struct vpath vp;
+    int w, h;
+    uint64_t frame_size;
+    pthread_mutex_t lock; /* frame_buf and cur */
+    uint8_t *frame_buf;
+    int cur; /* frame of the batch in frame_buf, -1 none */
+};
+
+static struct vidfs *get_fs(void)
+{
+    return fuse_get_context()->private_data;
+}
+
+/* ---- media table ---- */
+
+static char *source_path(const struct vidfs *fs, const char *rel, size_t len)
+{
+    size_t n = strlen(fs->source) + len + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%.*s", fs->source, (int)len, rel);
+    return p;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void slot_clear(struct media_slot *s)
+{
+    free(s->key);
+    free(s->csv);
+    media_unref(&s->m);
+    *s = (struct media_slot){0};
+}
+
+static struct media_slot *slot_find(struct vidfs *fs, const char *key)
+{
+    for (int i = 0; i < MEDIA_SLOTS; i++)
+        if (fs->media[i].key && !strcmp(fs->media[i].key, key))
+            return &fs->media[i];
+    return NULL;
+}
+
+static struct media_slot *slot_take(struct vidfs *fs, const char *key)
+{
+    struct media_slot *lru = NULL;
+    for (int i = 0; i < MEDIA_SLOTS; i++) {
+        struct media_slot *s = &fs->media[i];
+        if (!s->key)
+            return s->key = strdup(key), s->key ? s : NULL;
+        if (!s->opening && (!lru || s->used < lru->used))
+            lru = s;
+    }
+    if (!lru)
+        return NULL;
+    slot_clear(lru);
+    lru->key = strdup(key);
+    return lru->key ? lru : NULL;
+}
+
+/* The media for the video at rel[0..len) (stream -1: default), a new reference. Only one
+ * thread opens a given media; the others wait for it. */
+static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
+                     struct media **out, struct media_slot **slot_out)
+{
+    char *path = source_path(fs, rel, len);
+    char key[PATH_MAX + 16];
+    if (!path)
+        return -ENOMEM;
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        free(path);
+        return -ENOENT;
+    }
+    snprintf(key, sizeof(key), "%.*s\n%d", (int)len, rel, stream);
+    pthread_mutex_lock(&fs->lock);
+    struct media_slot *s;
+    while ((s = slot_find(fs, key)) && s->opening)
+        pthread_cond_wait(&fs->opened, &fs->lock);
+    if (s && !same_file(&s->m->st, &st)) {
+        log_info("%s changed; indexing it again", path);
+        slot_clear(s);
+        s = NULL;
+    }
+    int ret = 0;
+    if (!s) {
+        s = slot_take(fs, key);
+        if (!s) {
+            ret = -ENOMEM;
+            goto out;
+        }
+        s->opening = 1;
+        pthread_mutex_unlock(&fs->lock);
+        struct media *m = NULL;
+        ret = media_open(path, stream, fs->store, &m);
+        pthread_mutex_lock(&fs->lock);
+        s->opening = 0;
+        s->m = m;
+        pthread_cond_broadcast(&fs->opened);
+        if (ret < 0) {
+            slot_clear(s);
+            goto out;
+        }
+    }
+    s->used = ++fs->tick;
+    *out = media_ref(s->m);
+    if (slot_out)
+        *slot_out = s;
+out:
+    pthread_mutex_unlock(&fs->lock);
+    free(path);
+    return ret;
+}
+
+/* frames.csv of a media, made once: copied into *out for the caller. */
+static int media_csv(struct vidfs *fs, const char *rel, size_t rlen, int stream, char **out,
+                     size_t *len)
+{
+    struct media *m;
+    struct media_slot *s;
+    int ret = media_get(fs, rel, rlen, stream, &m, &s);
+    if (ret < 0)
+        return ret;
+    if (m->error) {
+        media_unref(&m);
+        return -EIO;
+    }
+    pthread_mutex_lock(&fs->lock);
+    if (!s->csv && s->m == m)
+        ret = meta_frames_csv(m->index, &s->csv, &s->csv_len);
+    if (ret == 0 && s->m == m) {
+        *out = malloc(s->csv_len);
+        *len = s->csv_len;
+        ret = *out ? (memcpy(*out, s->csv, s->csv_len), 0) : -ENOMEM;
+    } else if (ret == 0) {
+        ret = -EAGAIN;
+    }
+    pthread_mutex_unlock(&fs->lock);
+    media_unref(&m);
+    return ret;
+}
+
+/* ---- sizes ---- */
+
+static struct size_slot *size_slot(struct vidfs *fs, uint64_t media, int frame, int w, int h,
+                                   enum format f)
+{
+    uint64_t k = media * 31 + (uint64_t)frame * 7919 + (uint64_t)w * 131 + (uint64_t)h * 17 + f;
+    return &fs->sizes[k % SIZE_SLOTS];
+}
+
+static int size_get(struct vidfs *fs, uint64_t media, int frame, int w, int h, enum format f,
+                    uint64_t *size)
+{
+    pthread_mutex_lock(&fs->lock);
+    struct size_slot *s = size_slot(fs, media, frame, w, h, f);
+    int hit = s->media == media && s->frame == frame && s->w == w && s->h == h &&
+              s->format == f && s->size;
+    if (hit)
+        *size = s->size;
+    pthread_mutex_unlock(&fs->lock);
+    return hit;
+}
+
+static void size_put(struct vidfs *fs, uint64_t media, int frame, int w, int h, enum format f,
+                     uint64_t size)
+{
+    pthread_mutex_lock(&fs->lock);
+    *size_slot(fs, media, frame, w, h, f) =
+        (struct size_slot){.media = media, .frame = frame, .w = w, .h = h, .format = f,
+                           .size = size};
+    pthread_mutex_unlock(&fs->lock);
+}
+
+/* ---- paths ---- */
+
+static const char *rel_of(const char *path)
+{
+    return path + strspn(path, "/");
+}
+
+/* Length of the source part of vp within rel_of(path). */
+static size_t rel_len(const char *path, const struct vpath *vp)
+{
+    return vp->src_len - (size_t)(rel_of(path) - path);
+}
+
+/* Parses path; a component with a video extension that is a directory in the source is
+ * mirrored like any directory, so the parse is retried past it. */
+static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
+{
+    for (int skip = 0;; skip++) {
+        int ret = vpath_parse(path, fs->cfg.extensions, skip, vp);
+        if ((ret == 0 && vp->kind == VPATH_PLAIN) || vp->src_len == 0)
+            return ret;
+        char prefix[PATH_MAX];
+        size_t n = rel_len(path, vp);
+        if (n >= sizeof(prefix))
+            return -ENAMETOOLONG;
+        memcpy(prefix, rel_of(path), n);
+        prefix[n] = '\0';
+        struct stat st;
+        if (fstatat(fs->src_fd, prefix, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+            return ret;
+    }
+}
+
+static int media_of(struct vidfs *fs, const char *path, const struct vpath *vp,
+                    struct media **m)
+{
+    int ret = media_get(fs, rel_of(path), rel_len(path, vp), vp->stream, m, NULL);
+    if (ret < 0)
+        return ret;
+    if (vp->stream >= 0 && (*m)->stream != vp->stream) {
+        media_unref(m);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+/* Checks a FRAME or BATCH name against the media; sets the view size and frame bytes. */
+static int frame_geometry(const struct media *m, const struct vpath *vp, int *w, int *h,
+                          uint64_t *frame_size)
+{
+    if (m->error)
+        return -EIO;
+    int batch = vp->kind == VPATH_BATCH;
+    if (vp->last > media_nb_frames(m) || (batch && !format_is_raw(vp->format)))
+        return -ENOENT;
+    convert_view_size(m->width, m->height, vp->view_w, vp->view_h, w, h);
+    *frame_size = format_frame_size(vp->format, *w, *h);
+    return 0;
+}
+
+static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t size)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+    st->st_nlink = dir ? 2 : 1;
+    st->st_size = size;
+    st->st_blocks = (size + 511) / 512;
+    st->st_uid = src->st_uid;
+    st->st_gid = src->st_gid;
+    st->st_atim = src->st_atim;
+    st->st_mtim = src->st_mtim;
+    st->st_ctim = src->st_ctim;
+}
+
+static int has_stream(const struct media *m, int stream)
+{
+    for (int i = 0; i < m->nb_video_streams; i++)
+        if (m->video_streams[i] == stream)
+            return 1;
+    return 0;
+}
+
+static char *stats_json(struct vidfs *fs);
+
+static int getattr_media(struct vidfs *fs, const char *path, const struct vpath *vp,
+                         struct stat *st)
+{
+    struct media *m;
+    int ret = media_of(fs, path, vp, &m);
+    if (ret < 0)
+        return ret;
+    off_t size = 0;
+    int dir = 0, w, h;
+    uint64_t fsize, produced;
+    switch (vp->kind) {
+    case VPATH_VIDEO_DIR:
+    case VPATH_FRAMES_DIR:
+    case VPATH_SEGMENTS_DIR:
+        dir = 1;
+        break;
+    case VPATH_STREAMS_DIR:
+        dir = 1;
+        ret = m->nb_video_streams > 1 ? 0 : -ENOENT;
+        break;
+    case VPATH_META:
+        size = (off_t)strlen(m->meta_json);
+        break;
+    case VPATH_FRAME:
+    case VPATH_BATCH:
+        ret = frame_geometry(m, vp, &w, &h, &fsize);
+        if (ret == 0 && !format_is_raw(vp->format))
+            fsize = size_get(fs, m->id, vp->first, w, h, vp->format, &produced)
+                        ? produced
+                        : format_frame_size(FORMAT_RGB, w, h);
+        size = (off_t)fsize * vpath_count(vp);
+        break;
+    case VPATH_SEGMENT: {
+        struct segment_req req = {vp->seg_start, vp->seg_end, vp->container, vp->seg_copy};
+        if (m->error || !segment_valid(m, &req)) {
+            ret = m->error ? -EIO : -ENOENT;
+            break;
+        }
+        size = segment_size(fs->segmenter, m, &req, &produced) == 0 ? (off_t)produced
+                                                                    : SEGMENT_SIZE_GUESS;
+        break;
+    }
+    default:
+        ret = -ENOENT;
+    }
+    if (ret == 0 && vp->stream >= 0 && !has_stream(m, vp->stream))
+        ret = -ENOENT;
+    if (ret == 0)
+        fill_stat(st, &m->st, dir, size);
+    media_unref(&m);
+    return ret;
+}
+
+static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct vidfs *fs = get_fs();
+    struct vpath vp;
+    int ret = resolve(fs, path, &vp);
+    if (ret < 0)
+        return ret;
+    struct stat src;
+    if (vp.kind == VPATH_CTL_DIR || vp.kind == VPATH_STATS) {
+        if (fstat(fs->src_fd, &src) < 0)
+            return -errno;
+        fill_stat(st, &src, vp.kind == VPATH_CTL_DIR, 0);
+        return 0;
+    }
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
+    if (fstatat(fs->src_fd, *rel ? rel : ".", &src, 0) < 0)
+        return -errno;
+    if (vp.kind == VPATH_PLAIN) {
+        if (!S_ISDIR(src.st_mode) && !S_ISREG(src.st_mode))
+            return -ENOENT;
+        fill_stat(st, &src, S_ISDIR(src.st_mode), S_ISREG(src.st_mode) ? src.st_size : 0);
+        return 0;
+    }
+    if (!S_ISREG(src.st_mode))
+        return -ENOENT;
+    if (vp.kind == VPATH_SOURCE) {
+        fill_stat(st, &src, 0, src.st_size);
+        return 0;
+    }
+    if (vp.kind == VPATH_FRAMES_CSV) {
+        char *csv;
+        size_t len;
+        ret = media_csv(fs, rel_of(path), rel_len(path, &vp), vp.stream, &csv, &len);
+        if (ret < 0)
+            return ret;
+        free(csv);
+        fill_stat(st, &src, 0, (off_t)len);
+        return 0;
+    }
+    return getattr_media(fs, path, &vp, st);
+}
+
+/* ---- directories ---- */
+
+static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill_dir_t fill)
+{
+    int fd = openat(fs->src_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -ENOMEM;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+            (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
+            continue;
+        const char *dot = strrchr(de->d_name, '.');
+        int video = S_ISREG(st.st_mode) && dot && dot > de->d_name &&
+                    vpath_ext_match(fs->cfg.extensions, dot + 1, strlen(dot + 1));
+        struct stat out = {.st_mode = video || S_ISDIR(st.st_mode) ? S_IFDIR : S_IFREG};
+        if (fill(buf, de->d_name, &out, 0, 0))
+            break;
+    }
+    closedir(d);
+    return 0;
+}
+
+static int readdir_media(struct vidfs *fs, const char *path, const struct vpath *vp,
+                         void *buf, fuse_fill_dir_t fill)
+{
+    struct media *m;
+    int ret = media_of(fs, path, vp, &m);
+    if (ret < 0)
+        return ret;
+    char name[64];
+    struct stat dir = {.st_mode = S_IFDIR}, file = {.st_mode = S_IFREG};
+    switch (vp->kind) {
+    case VPATH_VIDEO_DIR:
+        fill(buf, "meta.json", &file, 0, 0);
+        if (vp->stream < 0) {
+            snprintf(name, sizeof(name), "source.%.*s", (int)(vp->src_len - vp->ext_off),
+                     path + vp->ext_off);
+            fill(buf, name, &file, 0, 0);
+        }
+        if (!m->error) {
+            fill(buf, "frames.csv", &file, 0, 0);
+            fill(buf, "frames", &dir, 0, 0);
+            fill(buf, "segments", &dir, 0, 0);
+        }
+        if (vp->stream < 0 && m->nb_video_streams > 1)
+            fill(buf, "streams", &dir, 0, 0);
+        break;
+    case VPATH_FRAMES_DIR:
+        for (int n = 0; n < media_nb_frames(m); n++) {
+            snprintf(name, sizeof(name), "%d.%s", n, format_ext(fs->list_format));
+            if (fill(buf, name, &file, 0, 0))
+                break;
+        }
+        break;
+    case VPATH_STREAMS_DIR:
+        for (int i = 0; m->nb_video_streams > 1 && i < m->nb_video_streams; i++) {
+            snprintf(name, sizeof(name), "%d", m->video_streams[i]);
+            fill(buf, name, &dir, 0, 0);
+        }
+        break;
+    case VPATH_SEGMENTS_DIR:
+        break;
+    default:
+        ret = -ENOTDIR;
+    }
+    media_unref(&m);
+    return ret;
+}
+
+static int vidfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+                         struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    (void)off, (void)fi, (void)flags;
+    struct vidfs *fs = get_fs();
+    struct vpath vp;
+    int ret = resolve(fs, path, &vp);
+    if (ret < 0)
+        return ret;
+    fill(buf, ".", NULL, 0, 0);
+    fill(buf, "..", NULL, 0, 0);
+    if (vp.kind == VPATH_CTL_DIR) {
+        fill(buf, "stats.json", NULL, 0, 0);
+        return 0;
+    }
+    if (vp.kind == VPATH_PLAIN) {
+        if (!*rel_of(path))
+            fill(buf, ".vidfs", NULL, 0, 0);
+        return readdir_plain(fs, rel_of(path), buf, fill);
+    }
+    return readdir_media(fs, path, &vp, buf, fill);
+}
+
+/* ---- files ---- */
+
+static void handle_free(struct handle *h)
+{
+    if (!h)
+        return;
+    if (h->fd >= 0)
+        close(h->fd);
+    free(h->buf);
+    free(h->frame_buf);
+    media_unref(&h->m);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+static struct handle *handle_new(const struct vpath *vp)
+{
+    struct handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->vp = *vp;
+    h->kind = vp->kind;
+    h->fd = -1;
+    h->cur = -1;
+    pthread_mutex_init(&h->lock, NULL);
+    return h;
+}
+
+static int set_text(struct handle *h, char *text)
+{
+    if (!text)
+        return -ENOMEM;
+    h->buf = text;
+    h->len = strlen(text);
+    return 0;
+}
+
+/* png/jpg: decoded and encoded at open, so that read serves bytes and stat gets exact. */
+static int open_image(struct vidfs *fs, struct handle *h)
+{
+    AVFrame *f;
+    int ret = reader_get(fs->reader, h->m, h->vp.first, &f);
+    if (ret < 0)
+        return ret;
+    uint8_t *out;
+    size_t size;
+    ret = image_encode(f, h->vp.format, h->w, h->h, (int)fs->cfg.jpeg_quality, &out, &size);
+    av_frame_free(&f);
+    if (ret < 0)
+        return ret == -ENOMEM ? ret : -EIO;
+    h->buf = (char *)out;
+    h->len = size;
+    size_put(fs, h->m->id, h->vp.first, h->w, h->h, h->vp.format, size);
+    return 0;
+}
+
+static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
+                           struct fuse_file_info *fi)
+{
+    int ret = media_of(fs, path, &h->vp, &h->m);
+    if (ret < 0)
+        return ret;
+    if (h->vp.stream >= 0 && !has_stream(h->m, h->vp.stream))
+        return -ENOENT;
+    switch (h->kind) {
+    case VPATH_META:
+        return set_text(h, strdup(h->m->meta_json));
+    case VPATH_FRAME:
+    case VPATH_BATCH:
+        ret = frame_geometry(h->m, &h->vp, &h->w, &h->h, &h->frame_size);
+        if (ret < 0)
+            return ret;
+        fi->direct_io = 1;
+        if (!format_is_raw(h->vp.format))
+            return open_image(fs, h);
+        /* Padding: swscale may write a little past the last row. */
+        h->frame_buf = malloc(h->frame_size + 64);
+        return h->frame_buf ? 0 : -ENOMEM;
+    case VPATH_SEGMENT: {
+        struct segment_req req = {h->vp.seg_start, h->vp.seg_end, h->vp.container,
+                                  h->vp.seg_copy};
+        if (h->m->error)
+            return -EIO;
+        if (!segment_valid(h->m, &req))
+            return -ENOENT;
+        fi->direct_io = 1;
+        return segment_open(fs->segmenter, h->m, &req, &h->fd);
+    }
+    default:
+        return -EISDIR;
+    }
+}
+
+static int vidfs_open(const char *path, struct fuse_file_info *fi)
+{
+    struct vidfs *fs = get_fs();
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+        return -EROFS;
+    struct vpath vp;
+    int ret = resolve(fs, path, &vp);
+    if (ret < 0)
+        return ret;
+    struct handle *h = handle_new(&vp);
+    if (!h)
+        return -ENOMEM;
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
+    switch (vp.kind) {
+    case VPATH_PLAIN:
+    case VPATH_SOURCE:
+        h->fd = openat(fs->src_fd, rel, O_RDONLY | O_CLOEXEC);
+        ret = h->fd < 0 ? -errno : 0;
+        break;
+    case VPATH_STATS:
+        fi->direct_io = 1;
+        ret = set_text(h, stats_json(fs));
+        break;
+    case VPATH_FRAMES_CSV:
+        ret = media_csv(fs, rel, strlen(rel), vp.stream, &h->buf, &h->len);
+        break;
+    case VPATH_CTL_DIR:
+        ret = -EISDIR;
+        break;
+    default:
+        ret = open_media_file(fs, path, h, fi);
+    }
+    if (ret < 0) {
+        handle_free(h);
+        return ret;
+    }
+    __atomic_add_fetch(&fs->files_opened, 1, __ATOMIC_RELAXED);
+    fi->fh = (uintptr_t)h;
+    return 0;
+}
+
+/* Converts frame k of the handle's batch into frame_buf (under h->lock). */
+static int render(struct vidfs *fs, struct handle *h, int k)
+{
+    if (h->cur == k)
+        return 0;
+    AVFrame *f;
+    int ret = reader_get(fs->reader, h->m, h->vp.first + k * h->vp.step, &f);
+    if (ret < 0)
+        return ret;
+    struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
+    ret = convert_frame(f, &req, h->frame_buf, h->frame_size);
+    av_frame_free(&f);
+    if (ret < 0) {
+        log_error("%s: frame %d: conversion to %s failed", h->m->path,
+                  h->vp.first + k * h->vp.step, format_ext(h->vp.format));
+        h->cur = -1;
+        return -EIO;
+    }
+    h->cur = k;
+    return 0;
+}
+
+static int read_frames(struct vidfs *fs, struct handle *h, char *buf, size_t size, off_t off)
+{
+    uint64_t total = h->frame_size * (uint64_t)vpath_count(&h->vp);
+    size_t done = 0;
+    pthread_mutex_lock(&h->lock);
+    while (done < size && (uint64_t)off + done < total) {
+        uint64_t pos = (uint64_t)off + done;
+        int k = (int)(pos / h->frame_size);
+        uint64_t in = pos % h->frame_size;
+        int ret = render(fs, h, k);
+        if (ret < 0) {
+            pthread_mutex_unlock(&h->lock);
+            return done ? (int)done : ret;
+        }
+        size_t n = h->frame_size - in < size - done ? (size_t)(h->frame_size - in) : size - done;
+        memcpy(buf + done, h->frame_buf + in, n);
+        done += n;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return (int)done;
+}
+
+static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    (void)path;
+    struct vidfs *fs = get_fs();
+    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+    int ret;
+    if (off < 0)
+        return -EINVAL;
+    if (h->fd >= 0) {
+        ssize_t r = pread(h->fd, buf, size, off);
+        ret = r < 0 ? -errno : (int)r;
+    } else if (h->frame_buf) {
+        ret = read_frames(fs, h, buf, size, off);
+    } else {
+        size_t n = (uint64_t)off >= h->len ? 0 : h->len - (size_t)off;
+        n = n < size ? n : size;
+        if (n)
+            memcpy(buf, h->buf + off, n);
+        ret = (int)n;
+    }
+    if (ret > 0)
+        __atomic_add_fetch(&fs->bytes_served, (uint64_t)ret, __ATOMIC_RELAXED);
+    return ret;
+}
+
+static int vidfs_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    handle_free((struct handle *)(uintptr_t)fi->fh);
+    return 0;
+}
+
+static int vidfs_statfs(const char *path, struct statvfs *st)
+{
+    (void)path;
+    return fstatvfs(get_fs()->src_fd, st) < 0 ? -errno : 0;
+}
+
+/* Every call that would change the tree: the mount is read-only. */
+static int rofs_path(const char *path, mode_t mode)
+{
+    (void)path, (void)mode;
+    return -EROFS;
+}
+
+static int rofs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)path, (void)mode, (void)fi;
+    return -EROFS;
+}
+
+static int rofs_write(const char *path, const char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    (void)path, (void)buf, (void)size, (void)off, (void)fi;
+    return -EROFS;
+}
+
+static int rofs_unlink(const char *path)
+{
+    (void)path;
+    return -EROFS;
+}
+
+static int rofs_rename(const char *from, const char *to, unsigned int flags)
+{
+    (void)from, (void)to, (void)flags;
+    return -EROFS;
+}
+
+static int rofs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    (void)path, (void)size, (void)fi;
+    return -EROFS;
+}
+
+/* ---- stats ---- */
+
+static void add_u64(json_object *o, const char *key, uint64_t v)
+{
+    json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static char *stats_json(struct vidfs *fs)
+{
+    struct frame_cache_stats fc;
+    struct pool_stats ps;
+    struct reader_stats rs;
+    struct segment_stats ss = {0};
+    frame_cache_stats(fs->cache, &fc);
+    pool_stats(fs->pool, &ps);
+    reader_stats(fs->reader, &rs);
+    segment_stats(fs->segmenter, &ss);
+    json_object *o = json_object_new_object(), *x;
+    add_u64(o, "frames_served", rs.frames_served);
+    add_u64(o, "bytes_served", __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED));
+    add_u64(o, "files_opened", __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED));
+    json_object_object_add(o, "frame_cache", x = json_object_new_object());
+    add_u64(x, "hits", fc.hits);
+    add_u64(x, "misses", fc.misses);
+    add_u64(x, "inserts", fc.inserts);
+    add_u64(x, "evictions", fc.evictions);
+    add_u64(x, "frames", fc.frames);
+    add_u64(x, "bytes", fc.bytes);
+    add_u64(x, "max_bytes", fc.max_bytes);
+    json_object_object_add(o, "decoders", x = json_object_new_object());
+    add_u64(x, "created", ps.created);
+    add_u64(x, "reused", ps.reused);
+    add_u64(x, "continued", ps.continued);
+    add_u64(x, "seeks", ps.seeks);
+    add_u64(x, "busy", (uint64_t)ps.busy);
+    add_u64(x, "idle", (uint64_t)ps.idle);
+    json_object_object_add(o, "frames_decoded", x = json_object_new_object());
+    add_u64(x, "cpu", ps.frames_cpu);
+    add_u64(x, "nvdec", ps.frames_gpu);
+    add_u64(x, "gpu_fallbacks", ps.gpu_fallbacks);
+    json_object_object_add(o, "readahead", x = json_object_new_object());
+    add_u64(x, "frames", rs.readahead_frames);
+    add_u64(x, "hits", rs.readahead_hits);
+    json_object_object_add(o, "segments", x = json_object_new_object());
+    add_u64(x, "produced", ss.produced);
+    add_u64(x, "store_hits", ss.store_hits);
+    add_u64(x, "copies", ss.copies);
+    add_u64(x, "nvenc_encodes", ss.nvenc_encodes);
+    add_u64(x, "cpu_encodes", ss.cpu_encodes);
+    add_u64(x, "nvenc_fallbacks", ss.nvenc_fallbacks);
+    char *s = NULL;
+    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+    size_t n = strlen(txt);
+    s = malloc(n + 2);
+    if (s) {
+        memcpy(s, txt, n);
+        memcpy(s + n, "\n", 2);
+    }
+    json_object_put(o);
+    return s;
+}
+
+/* ---- lifetime ---- */
+
+static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* Frame files are whole reads of up to a few MiB: ask the kernel for 1 MiB requests. */
+    conn->max_read = 1 << 20;
+    conn->max_write = 1 << 20;
+    conn->max_readahead = 1 << 20;
+    cfg->use_ino = 0;
+    /* png/jpg and segments get their exact size once produced: no stale attributes. */
+    cfg->attr_timeout = 0;
+    cfg->entry_timeout = 1;
+    cfg->negative_timeout = 0;
+    return fuse_get_context()->private_data;
+}
+
+int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
+{
+    struct vidfs *fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return -ENOMEM;
+    fs->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    pthread_mutex_init(&fs->lock, NULL);
+    pthread_cond_init(&fs->opened, NULL);
+    int ret = -ENOMEM;
+    fs->src_fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fs->src_fd < 0) {
+        ret = -errno;
+        log_error("cannot open source directory %s: %s", source, strerror(-ret));
+        goto fail;
+    }
+    fs->source = realpath(source, NULL);
+    if (!fs->source)
+        goto fail;
+    const char *lf = fs->cfg.frame_format;
+    fs->list_format = format_from_ext(lf, (int)strlen(lf));
+    if (fs->list_format == FORMAT_COUNT) {
+        log_error("frame_format '%s' is not a frame format", lf);
+        ret = -EINVAL;
+        goto fail;
+    }
+    struct pool_opts po = {
+        .size = (int)fs->cfg.pool_size,
+        .decode = {.threads = (int)fs->cfg.threads,
+                   .max_width = (int)fs->cfg.max_width,
+                   .max_height = (int)fs->cfg.max_height},
+        .use_gpu = !strcmp(fs->cfg.backend, "cpu") ? -1 : !strcmp(fs->cfg.backend, "nvdec"),
+    };
+    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead};
+    if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
+        (ret = pool_new(&po, &fs->pool)) < 0 ||
+        (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
+        (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
+        (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0)
+        goto fail;
+    *out = fs;
+    return 0;
+fail:
+    vidfs_free(&fs);
+    return ret;
+}
+
+void vidfs_free(struct vidfs **fsp)
+{
+    struct vidfs *fs = *fsp;
+    if (!fs)
+        return;
+    for (int i = 0; i < MEDIA_SLOTS; i++)
+        slot_clear(&fs->media[i]);
+    segmenter_free(&fs->segmenter);
+    reader_free(&fs->reader);
+    pool_free(&fs->pool);
+    frame_cache_free(&fs->cache);
+    store_free(&fs->store);
+    if (fs->src_fd >= 0)
+        close(fs->src_fd);
+    free(fs->source);
+    config_free(&fs->cfg);
+    pthread_cond_destroy(&fs->opened);
+    pthread_mutex_destroy(&fs->lock);
+    free(fs);
+    *fsp = NULL;
+}
+
+const struct fuse_operations vidfs_ops = {
+    .init = vidfs_init,
+    .getattr = vidfs_getattr,
+    .readdir = vidfs_readdir,
+    .open = vidfs_open,
+    .read = vidfs_read,
+    .release = vidfs_release,
+    .statfs = vidfs_statfs,
+    .mkdir = rofs_path,
+    .mknod = NULL,
+    .create = rofs_create,
+    .write = rofs_write,
+    .unlink = rofs_unlink,
+    .rmdir = rofs_unlink,
+    .rename = rofs_rename,
+    .truncate = rofs_truncate,
+    .chmod = NULL,
+};
