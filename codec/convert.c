@@ -95,7 +95,8 @@ static void interleave_uv10(uint16_t *dst, const AVFrame *f, int cw, int ch)
     }
 }
 
-/* The layout-only cases: 1 when done, 0 when swscale must do it. */
+/* The layout-only cases: 1 when done, 0 when swscale must do it. Gray is not one: FFmpeg
+ * expands limited-range luma to full range for it. */
 static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
     int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
@@ -105,11 +106,6 @@ static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t
     int yuv10 = f->format == AV_PIX_FMT_YUV420P10LE;
     size_t luma = (size_t)w * (size_t)h;
     switch (req->format) {
-    case FORMAT_GRAY:
-        if (!yuv8 && f->format != AV_PIX_FMT_NV12 && f->format != AV_PIX_FMT_GRAY8)
-            return 0;
-        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
-        return 1;
     case FORMAT_YUV420P:
         if (!yuv8)
             return 0;
@@ -160,12 +156,6 @@ static void sws_key_init(void)
     pthread_key_create(&sws_key, sws_destroy);
 }
 
-static int is_full_range(const AVFrame *f)
-{
-    return f->color_range == AVCOL_RANGE_JPEG || f->format == AV_PIX_FMT_YUVJ420P ||
-           f->format == AV_PIX_FMT_YUVJ422P || f->format == AV_PIX_FMT_YUVJ444P;
-}
-
 static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *planes[4],
                        int strides[4])
 {
@@ -211,16 +201,24 @@ static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8
                   av_get_pix_fmt_name(f->format), format_ext(req->format));
         return -EINVAL;
     }
-    int src_full = is_full_range(f);
-    int dst_full = req->format == FORMAT_RGB || req->format == FORMAT_RGBP ? 1 : src_full;
+    /* As FFmpeg's scale filter does: the frame's matrix, its range where tagged, and
+     * swscale's own defaults elsewhere (gray and RGB are full range, yuvj too). */
+    int *inv, *table, src_full, dst_full, bri, con, sat;
+    sws_getColorspaceDetails(sws, &inv, &src_full, &table, &dst_full, &bri, &con, &sat);
+    if (f->color_range != AVCOL_RANGE_UNSPECIFIED)
+        src_full = f->color_range == AVCOL_RANGE_JPEG;
     int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED || f->colorspace == AVCOL_SPC_RGB
                  ? SWS_CS_DEFAULT
                  : (int)f->colorspace;
     const int *coefs = sws_getCoefficients(cs);
-    sws_setColorspaceDetails(sws, coefs, src_full, coefs, dst_full, 0, 1 << 16, 1 << 16);
+    sws_setColorspaceDetails(sws, coefs, src_full, coefs, dst_full, bri, con, sat);
     uint8_t *planes[4];
     int strides[4];
     dst_planes(req, dst, planes, strides);
+    /* swscale leaves the last chroma pair of odd widths unwritten in semi-planar output:
+     * zero it so that the bytes never depend on what the buffer held. */
+    if ((req->width | req->height) & 1)
+        memset(dst, 0, format_frame_size(req->format, req->width, req->height));
     int ret = sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
                         planes, strides);
     return ret > 0 ? 0 : -EIO;

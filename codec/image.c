@@ -7,21 +7,21 @@
 
 #include <errno.h>
 #include <libavcodec/avcodec.h>
+#include <libswscale/swscale.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Fills a new frame of pix_fmt with f converted to format (same layout, no padding). */
-static int make_input(const AVFrame *f, enum format format, enum AVPixelFormat pix_fmt, int w,
-                      int h, AVFrame **out)
+/* Fills a new rgb24 frame with f converted (the .rgb file's exact pixels). */
+static int make_rgb(const AVFrame *f, int w, int h, AVFrame **out)
 {
+    enum format format = FORMAT_RGB;
+    enum AVPixelFormat pix_fmt = AV_PIX_FMT_RGB24;
     AVFrame *in = av_frame_alloc();
     if (!in)
         return -ENOMEM;
     in->format = pix_fmt;
     in->width = w;
     in->height = h;
-    in->color_range = f->color_range;
-    in->colorspace = f->colorspace;
     size_t size = format_frame_size(format, w, h);
     /* Padding: swscale may write a little past the last row. */
     AVBufferRef *buf = av_buffer_allocz(size + 64);
@@ -30,16 +30,8 @@ static int make_input(const AVFrame *f, enum format format, enum AVPixelFormat p
         return -ENOMEM;
     }
     in->buf[0] = buf;
-    int cw = (w + 1) / 2;
     in->data[0] = buf->data;
-    if (format == FORMAT_RGB) {
-        in->linesize[0] = 3 * w;
-    } else {
-        in->linesize[0] = w;
-        in->data[1] = buf->data + (size_t)w * (size_t)h;
-        in->data[2] = in->data[1] + (size_t)cw * (size_t)((h + 1) / 2);
-        in->linesize[1] = in->linesize[2] = cw;
-    }
+    in->linesize[0] = 3 * w;
     struct convert_req req = {.format = format, .width = w, .height = h};
     int ret = convert_frame(f, &req, buf->data, size);
     if (ret < 0) {
@@ -48,6 +40,30 @@ static int make_input(const AVFrame *f, enum format format, enum AVPixelFormat p
     }
     *out = in;
     return 0;
+}
+
+/* JPEG in full-range 4:4:4: subsampling again what the source already subsampled (and
+ * the viewer's upsampling on top) costs 3 dB or more on coloured content. */
+static int rgb_to_jpeg_yuv(const AVFrame *rgb, AVFrame **out)
+{
+    AVFrame *yuv = av_frame_alloc();
+    if (!yuv)
+        return -ENOMEM;
+    yuv->format = AV_PIX_FMT_YUVJ444P;
+    yuv->width = rgb->width;
+    yuv->height = rgb->height;
+    struct SwsContext *sws = sws_getContext(rgb->width, rgb->height, AV_PIX_FMT_RGB24,
+                                            yuv->width, yuv->height, yuv->format,
+                                            SWS_BICUBIC, NULL, NULL, NULL);
+    int ret = sws && av_frame_get_buffer(yuv, 0) == 0 ? 0 : -ENOMEM;
+    if (ret == 0 && sws_scale(sws, (const uint8_t *const *)rgb->data, rgb->linesize, 0,
+                              rgb->height, yuv->data, yuv->linesize) <= 0)
+        ret = -EIO;
+    sws_freeContext(sws);
+    if (ret < 0)
+        av_frame_free(&yuv);
+    *out = yuv;
+    return ret;
 }
 
 static int encode(AVCodecContext *ctx, const AVFrame *in, uint8_t **out, size_t *size)
@@ -78,25 +94,22 @@ int image_encode(const AVFrame *f, enum format format, int w, int h, int jpeg_q,
     const AVCodec *codec = avcodec_find_encoder(png ? AV_CODEC_ID_PNG : AV_CODEC_ID_MJPEG);
     if (!codec)
         return -ENOTSUP;
-    int full = f->color_range == AVCOL_RANGE_JPEG;
-    enum AVPixelFormat pix_fmt = png    ? AV_PIX_FMT_RGB24
-                                 : full ? AV_PIX_FMT_YUVJ420P
-                                        : AV_PIX_FMT_YUV420P;
-    AVFrame *in = NULL;
+    AVFrame *rgb = NULL, *yuv = NULL;
     AVCodecContext *ctx = avcodec_alloc_context3(codec);
     if (!ctx)
         return -ENOMEM;
-    int ret = make_input(f, png ? FORMAT_RGB : FORMAT_YUV420P, pix_fmt, w, h, &in);
+    int ret = make_rgb(f, w, h, &rgb);
+    if (ret == 0 && !png)
+        ret = rgb_to_jpeg_yuv(rgb, &yuv);
     if (ret < 0)
         goto done;
+    AVFrame *in = png ? rgb : yuv;
     ctx->width = w;
     ctx->height = h;
-    ctx->pix_fmt = pix_fmt;
+    ctx->pix_fmt = in->format;
     ctx->time_base = (AVRational){1, 25};
-    ctx->color_range = full ? AVCOL_RANGE_JPEG : AVCOL_RANGE_MPEG;
+    ctx->color_range = AVCOL_RANGE_JPEG;
     if (!png) {
-        /* Limited-range 4:2:0 JPEG is what FFmpeg writes for such sources too. */
-        ctx->strict_std_compliance = FF_COMPLIANCE_UNOFFICIAL;
         ctx->flags |= AV_CODEC_FLAG_QSCALE;
         ctx->global_quality = FF_QP2LAMBDA * jpeg_q;
         in->quality = ctx->global_quality;
@@ -109,7 +122,8 @@ int image_encode(const AVFrame *f, enum format format, int w, int h, int jpeg_q,
     }
     ret = encode(ctx, in, out, size);
 done:
-    av_frame_free(&in);
+    av_frame_free(&rgb);
+    av_frame_free(&yuv);
     avcodec_free_context(&ctx);
     return ret;
 }

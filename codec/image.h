@@ -10,7 +10,7 @@
 #include "format.h"
 
 /* Encodes f scaled to w x h as FORMAT_PNG (from rgb24, lossless against the .rgb file) or
- * FORMAT_JPG (4:2:0, qscale jpeg_q). *out is malloc'd. */
+ * FORMAT_JPG (full-range 4:4:4, qscale jpeg_q). *out is malloc'd. */
 int image_encode(const AVFrame *f, enum format format, int w, int h, int jpeg_q, uint8_t **out,
                  size_t *size);
 
