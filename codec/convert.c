@@ -95,8 +95,16 @@ static void interleave_uv10(uint16_t *dst, const AVFrame *f, int cw, int ch)
     }
 }
 
-/* The layout-only cases: 1 when done, 0 when swscale must do it. Gray is not one: FFmpeg
- * expands limited-range luma to full range for it. */
+/* 1 for 8-bit YUV formats whose first plane is the luma, one byte a sample. */
+static int has_luma8(enum AVPixelFormat fmt)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
+    return d && !(d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_HWACCEL)) &&
+           d->comp[0].depth == 8 && d->comp[0].plane == 0 && d->comp[0].step == 1;
+}
+
+/* The layout-only cases: 1 when done, 0 when swscale must do it. Gray is the Y plane as
+ * decoded (DESIGN.md), not ffmpeg's -pix_fmt gray, which stretches it to full range. */
 static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
     int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
@@ -106,6 +114,11 @@ static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t
     int yuv10 = f->format == AV_PIX_FMT_YUV420P10LE;
     size_t luma = (size_t)w * (size_t)h;
     switch (req->format) {
+    case FORMAT_GRAY:
+        if (!has_luma8(f->format))
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        return 1;
     case FORMAT_YUV420P:
         if (!yuv8)
             return 0;
@@ -133,12 +146,18 @@ static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t
     }
 }
 
-/* rgbp is made from rgb24 (then split into planes), not from swscale's GBRP output, whose
- * chroma interpolation differs: the planes must hold exactly the .rgb file's values. */
+/* Two formats are derived from another so that files agree with each other: rgbp is the
+ * rgb file split into planes (swscale's GBRP interpolates chroma differently), gray is the
+ * nv12 file's Y plane (swscale's GRAY8 would stretch it to full range). */
+static const enum format via[FORMAT_COUNT] = {
+    [FORMAT_NV12] = FORMAT_NV12, [FORMAT_YUV420P] = FORMAT_YUV420P,
+    [FORMAT_GRAY] = FORMAT_NV12, [FORMAT_RGB] = FORMAT_RGB,
+    [FORMAT_RGBP] = FORMAT_RGB,  [FORMAT_P010] = FORMAT_P010,
+};
+
 static const enum AVPixelFormat sws_format[FORMAT_COUNT] = {
     [FORMAT_NV12] = AV_PIX_FMT_NV12, [FORMAT_YUV420P] = AV_PIX_FMT_YUV420P,
-    [FORMAT_GRAY] = AV_PIX_FMT_GRAY8, [FORMAT_RGB] = AV_PIX_FMT_RGB24,
-    [FORMAT_RGBP] = AV_PIX_FMT_RGB24, [FORMAT_P010] = AV_PIX_FMT_P010LE,
+    [FORMAT_RGB] = AV_PIX_FMT_RGB24, [FORMAT_P010] = AV_PIX_FMT_P010LE,
 };
 
 /* One cached swscale context a thread: contexts are not thread-safe, and rebuilding one
@@ -165,7 +184,6 @@ static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *pla
     memset(strides, 0, 4 * sizeof(*strides));
     switch (req->format) {
     case FORMAT_RGB:
-    case FORMAT_RGBP: /* packed first, split by the caller */
         planes[0] = dst, strides[0] = 3 * w;
         break;
     case FORMAT_P010:
@@ -202,7 +220,7 @@ static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8
         return -EINVAL;
     }
     /* As FFmpeg's scale filter does: the frame's matrix, its range where tagged, and
-     * swscale's own defaults elsewhere (gray and RGB are full range, yuvj too). */
+     * swscale's own defaults elsewhere (RGB is full range, yuvj too). */
     int *inv, *table, src_full, dst_full, bri, con, sat;
     sws_getColorspaceDetails(sws, &inv, &src_full, &table, &dst_full, &bri, &con, &sat);
     if (f->color_range != AVCOL_RANGE_UNSPECIFIED)
@@ -236,16 +254,20 @@ static void split_rgb(uint8_t *dst, const uint8_t *rgb, size_t pixels)
 
 static int convert_sws(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
-    if (req->format != FORMAT_RGBP)
+    if (via[req->format] == req->format)
         return convert_sws_to(f, req, dst);
+    struct convert_req base = *req;
+    base.format = via[req->format];
     size_t pixels = (size_t)req->width * (size_t)req->height;
-    uint8_t *packed = av_malloc(3 * pixels + 64);
-    if (!packed)
+    uint8_t *tmp = av_malloc(format_frame_size(base.format, req->width, req->height) + 64);
+    if (!tmp)
         return -ENOMEM;
-    int ret = convert_sws_to(f, req, packed);
-    if (ret == 0)
-        split_rgb(dst, packed, pixels);
-    av_free(packed);
+    int ret = convert_sws_to(f, &base, tmp);
+    if (ret == 0 && req->format == FORMAT_RGBP)
+        split_rgb(dst, tmp, pixels);
+    else if (ret == 0)
+        memcpy(dst, tmp, pixels); /* gray: the luma plane comes first */
+    av_free(tmp);
     return ret;
 }
 

@@ -736,6 +736,37 @@ static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
     return ret;
 }
 
+/* Files that exist on disk (passthrough, source, stored segments) are handed to libfuse as
+ * an fd buffer, so the kernel can splice them; the rest is read into memory. */
+static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                          struct fuse_file_info *fi)
+{
+    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+    struct fuse_bufvec init = FUSE_BUFVEC_INIT(size), *bv = malloc(sizeof(*bv));
+    if (!bv)
+        return -ENOMEM;
+    *bv = init;
+    if (h->fd >= 0) {
+        bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        bv->buf[0].fd = h->fd;
+        bv->buf[0].pos = off;
+        __atomic_add_fetch(&get_fs()->bytes_served, size, __ATOMIC_RELAXED);
+        *bufp = bv;
+        return 0;
+    }
+    void *mem = malloc(size ? size : 1);
+    int ret = mem ? vidfs_read(path, mem, size, off, fi) : -ENOMEM;
+    if (ret < 0) {
+        free(mem);
+        free(bv);
+        return ret;
+    }
+    bv->buf[0].mem = mem;
+    bv->buf[0].size = (size_t)ret;
+    *bufp = bv;
+    return 0;
+}
+
 static int vidfs_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
@@ -940,6 +971,7 @@ const struct fuse_operations vidfs_ops = {
     .readdir = vidfs_readdir,
     .open = vidfs_open,
     .read = vidfs_read,
+    .read_buf = vidfs_read_buf,
     .release = vidfs_release,
     .statfs = vidfs_statfs,
     .mkdir = rofs_path,
