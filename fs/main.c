@@ -189,8 +189,9 @@ int main(int argc, char *argv[])
         config_free(&cfg);
         goto done;
     }
-    /* Read-only at the kernel too, and 1 MiB reads (max_read must also be set here). */
-    fuse_opt_add_arg(&args, "-oro,fsname=vidfs,subtype=vidfs,max_read=1048576");
+    /* Read-only at the kernel too, 1 MiB reads (max_read must also be set here), and an
+     * explicit thread bound: libfuse 3.14 otherwise warns about its own default. */
+    fuse_opt_add_arg(&args, "-oro,fsname=vidfs,subtype=vidfs,max_read=1048576,max_threads=32");
     ret = fuse_main(args.argc, args.argv, &vidfs_ops, fs);
 done:
     vidfs_free(&fs);

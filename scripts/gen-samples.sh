@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Generate the sample videos (the test corpus: tests/videos.py) into DIR
+# (default ./samples). Files that already exist are kept.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DIR=${1:-samples}
+# Debian's python3, which has numpy; a python3 earlier on PATH may not
+exec /usr/bin/python3 tests/videos.py "$DIR"

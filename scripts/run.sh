@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install what is missing, build vidfs and mount a directory of videos in the
+# background.
+#
+#   scripts/run.sh [SOURCE_DIR] [MOUNTPOINT]
+#
+# Without SOURCE_DIR, sample videos are generated into ./samples (the test
+# corpus: scripts/gen-samples.sh); MOUNTPOINT defaults to ./mnt.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SRC=${1:-samples}
+MNT=${2:-mnt}
+
+bash scripts/deps.sh
+if [ -f build/meson-private/coredata.dat ]; then
+    meson setup --reconfigure build >/dev/null
+else
+    meson setup build
+fi
+meson compile -C build
+
+if [ $# -lt 1 ]; then
+    bash scripts/gen-samples.sh "$SRC"
+fi
+if [ ! -d "$SRC" ]; then
+    echo "run.sh: $SRC is not a directory" >&2
+    exit 1
+fi
+
+mkdir -p "$MNT" 2>/dev/null || true
+# a mount left by an earlier run (alive, or dead: "Transport endpoint is not connected")
+if mountpoint -q "$MNT" 2>/dev/null || ! ls "$MNT" >/dev/null 2>&1; then
+    echo "run.sh: unmounting what is mounted at $MNT"
+    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+fi
+mkdir -p "$MNT"
+
+# no -f: vidfs daemonizes once the mount is up
+build/vidfs "$SRC" "$MNT"
+
+SRC_ABS=$(cd "$SRC" && pwd)
+MNT_ABS=$(cd "$MNT" && pwd)
+first=$(cd "$MNT" && ls -d -- *.mp4 2>/dev/null | head -n 1 || true)
+first=${first:-h264_bframes.mp4}
+cat <<MSG
+
+vidfs: $SRC_ABS is mounted at $MNT_ABS (read-only). Try:
+
+  ls $MNT
+  cat '$MNT/$first/meta.json' | jq .
+  head -5 '$MNT/$first/frames.csv'
+  ls '$MNT/$first/frames' | head
+  /usr/bin/python3 -c 'import numpy as np, json
+m = json.load(open("$MNT/$first/meta.json"))
+a = np.fromfile("$MNT/$first/frames/0.rgb", np.uint8).reshape(m["height"], m["width"], 3)
+print(a.shape, a.mean())'
+  cp '$MNT/$first/frames/10.png' /tmp/ && xdg-open /tmp/10.png
+  jq -r 'select(.error) | input_filename' $MNT/*/meta.json    # broken videos
+
+Unmount with:
+
+  fusermount3 -u $MNT
+MSG
