@@ -1,5 +1,8 @@
 /* Decoder pool. Choosing a decoder for (media, frame), in order of cost:
  *   1. an idle decoder in this media that can continue to the frame without seeking;
+ *   1b. wait, when a busy decoder in this media is on its way to an earlier frame from
+ *      which it can continue to this one (read-ahead right behind a reader): a second
+ *      decoder would decode the same GOP again from its start;
  *   2. a new decoder, while the pool is below its bound (keeps other positions intact);
  *   3. an idle decoder in this media, which seeks;
  *   4. the least recently used idle decoder, reattached (reconfigured where it fits);
@@ -8,6 +11,7 @@
 #include "pool.h"
 #include "decoder.h"
 #include "log.h"
+#include "index.h"
 #include "media.h"
 
 #include <errno.h>
@@ -19,6 +23,8 @@
 struct slot {
     struct decoder *d; /* NULL: free slot */
     int busy;
+    const struct media *media; /* what the lease is for (compared, not dereferenced) */
+    int target;                /* frame the lease is for */
     uint64_t used;     /* LRU tick */
     unsigned long counted; /* frames_decoded already added to the stats */
 };
@@ -83,19 +89,27 @@ const char *pool_backend_for(struct pool *p, const struct media *m)
     return backend_for(p, m)->name;
 }
 
-/* Chooses a slot following the order at the top of the file; -1 when all are busy. */
-static int choose(struct pool *p, const struct media *m, int n,
-                  const struct decode_backend *be, int *fresh)
+/* 1 when a decoder that outputs frame t of m can go on to frame n without seeking. */
+static int continues_to(const struct media *m, int t, int n)
 {
-    int best = -1, best_dist = INT_MAX, empty = -1, lru = -1;
+    const struct index *ix = m->index;
+    return t < n && n < ix->nb_frames && index_start_packet(ix, n) <= ix->frames[t].packet;
+}
+
+/* Chooses a slot following the order at the top of the file; -1 to wait. */
+static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be)
+{
+    int best = -1, best_dist = INT_MAX, empty = -1, lru = -1, behind = 0;
     for (int i = 0; i < p->opts.size; i++) {
         struct slot *s = &p->slots[i];
         if (!s->d) {
             empty = empty < 0 ? i : empty;
             continue;
         }
-        if (s->busy)
+        if (s->busy) {
+            behind |= s->media == m && continues_to(m, s->target, n);
             continue;
+        }
         if (s->d->media == m && s->d->backend == be) {
             int dist = decoder_distance(s->d, n);
             if (dist < best_dist)
@@ -104,11 +118,12 @@ static int choose(struct pool *p, const struct media *m, int n,
         if (lru < 0 || s->used < p->slots[lru].used)
             lru = i;
     }
-    *fresh = 0;
     if (best >= 0 && best_dist < INT_MAX && decoder_can_continue(p->slots[best].d, n))
         return best;
+    if (behind)
+        return -1;
     if (empty >= 0)
-        return *fresh = 1, empty;
+        return empty;
     return best >= 0 ? best : lru;
 }
 
@@ -140,11 +155,13 @@ int pool_acquire(struct pool *p, struct media *m, int n, struct decoder **out)
         return -EIO;
     const struct decode_backend *be = backend_for(p, m);
     pthread_mutex_lock(&p->lock);
-    int i, fresh;
-    while ((i = choose(p, m, n, be, &fresh)) < 0)
+    int i;
+    while ((i = choose(p, m, n, be)) < 0)
         pthread_cond_wait(&p->released, &p->lock);
     struct slot *s = &p->slots[i];
     s->busy = 1;
+    s->media = m;
+    s->target = n;
     s->used = ++p->tick;
     int same = s->d && s->d->media == m && s->d->backend == be;
     if (same && decoder_can_continue(s->d, n))
@@ -165,7 +182,7 @@ int pool_acquire(struct pool *p, struct media *m, int n, struct decoder **out)
         pthread_mutex_lock(&p->lock);
         decoder_free(&s->d);
         s->busy = 0;
-        pthread_cond_signal(&p->released);
+        pthread_cond_broadcast(&p->released);
         pthread_mutex_unlock(&p->lock);
         return ret;
     }
@@ -182,10 +199,11 @@ void pool_release(struct pool *p, struct decoder *d)
             continue;
         count_frames(p, s);
         s->busy = 0;
+        s->media = NULL;
         s->used = ++p->tick;
         break;
     }
-    pthread_cond_signal(&p->released);
+    pthread_cond_broadcast(&p->released); /* waiters behind it and waiters for a slot */
     pthread_mutex_unlock(&p->lock);
 }
 
