@@ -252,7 +252,8 @@ int decoder_can_continue(const struct decoder *d, int n)
         return 0;
     const struct index *ix = d->media->index;
     int sp = index_start_packet(ix, n);
-    return d->next_packet >= 0 && !d->drained && d->last_frame < n &&
+    /* A drained decoder still holds the last frames (reordering, codec threads). */
+    return d->next_packet >= 0 && d->last_frame < n &&
            sp >= impl((struct decoder *)d)->run.start && sp <= d->next_packet;
 }
 
@@ -331,17 +332,36 @@ static int run_to(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, v
     }
 }
 
+/* Runs to frame n, starting one GOP earlier each time the run turns out tainted. */
+static int run_from(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, void *opaque)
+{
+    int ret;
+    while ((ret = run_to(d, n, out, cb, opaque)) == 1) {
+        int start = earlier_start(d->media->index, impl(d)->run.start);
+        if (start < 0 || (ret = seek_to(d, start)) < 0)
+            return start < 0 ? -EIO : ret;
+    }
+    return ret;
+}
+
+static int seek_and_run(struct decoder *d, int packet, int n, AVFrame *out, decoder_frame_cb cb,
+                        void *opaque)
+{
+    int ret = seek_to(d, packet);
+    return ret < 0 ? ret : run_from(d, n, out, cb, opaque);
+}
+
 int decoder_get(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, void *opaque)
 {
     const struct index *ix = d->media->index;
     if (n < 0 || n >= ix->nb_frames)
         return -ENOENT;
-    int ret = 0;
-    if (!decoder_can_continue(d, n))
-        ret = seek_to(d, index_start_packet(ix, n));
-    while (ret == 0 && (ret = run_to(d, n, out, cb, opaque)) == 1) {
-        int start = earlier_start(ix, impl(d)->run.start);
-        ret = start < 0 ? -EIO : seek_to(d, start);
-    }
+    int continued = decoder_can_continue(d, n);
+    int ret = continued ? run_from(d, n, out, cb, opaque)
+                        : seek_and_run(d, index_start_packet(ix, n), n, out, cb, opaque);
+    /* Continuing can miss a frame the run skipped (non-reference pictures while far from
+     * an earlier target) or one that drained away: a seek gets it. */
+    if (ret == -EIO && continued)
+        ret = seek_and_run(d, index_start_packet(ix, n), n, out, cb, opaque);
     return ret;
 }

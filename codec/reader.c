@@ -10,6 +10,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +166,7 @@ static void start_workers(struct reader *r)
             r->nworkers++;
 }
 
-static int note_access(struct reader *r, struct media *m, int n)
+static int note_access(struct reader *r, struct media *m, int n, int end)
 {
     if (!r->started)
         start_workers(r);
@@ -179,6 +180,8 @@ static int note_access(struct reader *r, struct media *m, int n)
     if (!sequential || !r->nworkers)
         return pending;
     int want = n + r->opts.readahead;
+    if (want >= end)
+        want = end - 1;
     if (want >= media_nb_frames(m))
         want = media_nb_frames(m) - 1;
     if (want > t->horizon) {
@@ -211,6 +214,11 @@ static AVFrame *wait_for(struct reader *r, struct media *m, int n)
 
 int reader_get(struct reader *r, struct media *m, int n, AVFrame **out)
 {
+    return reader_get_until(r, m, n, INT_MAX, out);
+}
+
+int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out)
+{
     if (m->error)
         return -EIO;
     if (n < 0 || n >= media_nb_frames(m))
@@ -218,7 +226,7 @@ int reader_get(struct reader *r, struct media *m, int n, AVFrame **out)
     __atomic_add_fetch(&r->st.frames_served, 1, __ATOMIC_RELAXED);
     AVFrame *f = frame_cache_get(r->cache, m->id, n);
     pthread_mutex_lock(&r->lock);
-    int pending = note_access(r, m, n);
+    int pending = note_access(r, m, n, end);
     if (!f && pending)
         f = wait_for(r, m, n);
     pthread_mutex_unlock(&r->lock);

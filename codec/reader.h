@@ -24,6 +24,10 @@ void reader_free(struct reader **r);
  * end, -EIO when the source cannot give it. */
 int reader_get(struct reader *r, struct media *m, int n, AVFrame **out);
 
+/* reader_get for a reader that will stop before frame end (the end of a batch or a
+ * segment): read-ahead does not go past it. */
+int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out);
+
 struct reader_stats {
     uint64_t frames_served, readahead_frames, readahead_hits;
 };

@@ -1078,7 +1078,7 @@ static int write_transcode(struct segmenter *sg, struct media *m, const struct r
         goto fail;
     for (int n = r->first; n < r->last; n++) {
         AVFrame *f = NULL;
-        ret = reader_get(sg->reader, m, n, &f);
+        ret = reader_get_until(sg->reader, m, n, r->last, &f);
         if (ret == -ENOMEM)
             goto fail;
         if (ret < 0) {

@@ -5,6 +5,7 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,11 @@ int main(int argc, char *argv[])
     if (load_config(&c, &cfg) < 0)
         goto done;
     log_hook_ffmpeg();
+    /* Frames are a few MiB each and the cache holds many: above glibc's mmap threshold
+     * every new frame buffer is fresh pages to fault in, which halved decode speed.
+     * Keeping them in the heap lets freed frames be reused warm. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     if (vidfs_new(c.source, &cfg, &fs) < 0) {
         config_free(&cfg);
         goto done;

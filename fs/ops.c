@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -672,7 +673,9 @@ static int render(struct vidfs *fs, struct handle *h, int k)
     if (h->cur == k)
         return 0;
     AVFrame *f;
-    int ret = reader_get(fs->reader, h->m, h->vp.first + k * h->vp.step, &f);
+    /* A batch ends at its last frame; a single frame file may be followed by the next. */
+    int end = h->kind == VPATH_BATCH ? h->vp.last : INT_MAX;
+    int ret = reader_get_until(fs->reader, h->m, h->vp.first + k * h->vp.step, end, &f);
     if (ret < 0)
         return ret;
     struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};

@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""Random access: 30 random frames of a 1080p GOP-250 H.264 clip, nv12.
+
+- vidfs cold: a fresh mount (the index is on disk from an earlier mount, so no packet
+  scan; the frame cache is empty and there are no decoders), one open+read per frame;
+- ffmpeg CLI accurate seek per frame: `ffmpeg -ss T -i F -frames:v 1 -f rawvideo
+  -pix_fmt nv12 -` (goal: vidfs cold >= 5x faster); the bytes of a few frames are
+  compared with vidfs's;
+- PyAV in-process: one container, per frame container.seek() to the keyframe at or before
+  the pts, decode forward to the pts, frame as nv12 (goal: vidfs cold >= 1.5x faster);
+- vidfs warm: the same 30 again on the same mount (goal: >= 20x faster than cold)."""
+import sys
+import os
+import random as rnd
+import subprocess
+import time
+
+import av
+import numpy as np
+
+from common import (QUICK, Mount, VIDEOS, ffmpeg_gen, frame_times, log, meta, print_rows,
+                    read_file, row, save, stat_summary, video_dir)
+
+NAME = "random"
+N = 30
+
+
+def ffmpeg_frame(path, t, fps):
+    # -ss a quarter frame before the pts: the first frame at or after it is the one
+    ss = max(0.0, t - 0.25 / fps)
+    r = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{ss:.6f}", "-i", path, "-frames:v",
+                        "1", "-f", "rawvideo", "-pix_fmt", "nv12", "-"],
+                       stdout=subprocess.PIPE, check=True)
+    return r.stdout
+
+
+def pyav_frames(path, frames, times):
+    """Seek + decode forward per frame, in one process; returns (seconds, [bytes])."""
+    t0 = time.perf_counter()
+    c = av.open(path)
+    s = c.streams.video[0]
+    s.thread_type = "AUTO"
+    tb = s.time_base
+    start = s.start_time or 0
+    out = []
+    for n in frames:
+        pts = start + int(round(times[n] / tb))
+        c.seek(pts, stream=s, backward=True, any_frame=False)
+        for f in c.decode(s):
+            if f.pts is not None and f.pts >= pts:
+                out.append(f.to_ndarray(format="nv12").tobytes())
+                break
+    c.close()
+    return time.perf_counter() - t0, out
+
+
+def main():
+    log(f"[{NAME}] {N} random frames of a 1080p GOP-250 clip")
+    src = video_dir("random")
+    path = ffmpeg_gen(os.path.join(src, "gop250_1080p.mp4"), "1920x1080", 20, gop=250)
+    video = os.path.basename(path)
+    cache = os.path.join(VIDEOS, "store-random")
+    with Mount(src, cache) as m:  # index scan once; the cold mount below finds it on disk
+        times = frame_times(m, video)
+        info = meta(m, video)
+    fps = 25.0
+    nf = len(times)
+    frames = rnd.Random(1234).sample(range(nf), N)
+
+    with Mount(src, cache) as m:
+        d = m.path(video, "frames")
+        t = time.perf_counter()
+        cold = [read_file(f"{d}/{n}.nv12") for n in frames]
+        t_cold = time.perf_counter() - t
+        s_cold = stat_summary(m.stats())
+        t = time.perf_counter()
+        warm = [read_file(f"{d}/{n}.nv12") for n in frames]
+        t_warm = time.perf_counter() - t
+        s_warm = stat_summary(m.stats())
+        mem = m.memory()
+    assert warm == cold, "warm frames differ from cold ones"
+    log(f"  vidfs cold: {t_cold:.2f} s ({t_cold / N * 1e3:.1f} ms/frame)  stats {s_cold}")
+    log(f"  vidfs warm: {t_warm * 1e3:.1f} ms ({t_warm / N * 1e3:.2f} ms/frame)")
+    log(f"    peak RSS {mem['peak_rss_mib']} MiB (cache_mb={mem['cache_mb']})")
+
+    ff_frames = frames if not QUICK else frames[:10]
+    t = time.perf_counter()
+    ff = [ffmpeg_frame(path, times[n], fps) for n in ff_frames]
+    t_ff = (time.perf_counter() - t) * N / len(ff_frames)
+    same = sum(ff[i] == cold[i] for i in range(len(ff)))
+    log(f"  ffmpeg CLI -ss per frame: {t_ff:.2f} s for {N} (measured {len(ff_frames)});"
+        f" bytes equal to vidfs for {same}/{len(ff)} frames")
+
+    t_av, pyav = pyav_frames(path, frames, times)
+    same_av = sum(pyav[i] == cold[i] for i in range(N))
+    log(f"  PyAV seek+decode: {t_av:.2f} s; bytes equal to vidfs for {same_av}/{N} frames")
+
+    rows = [row("random 30 frames 1080p GOP-250, cold vs ffmpeg CLI -ss", t_cold, t_ff, "s",
+                5, higher_better=False),
+            row("random 30 frames, cold vs PyAV seek+decode", t_cold, t_av, "s", 1.5,
+                higher_better=False),
+            row("random 30 frames, warm vs cold", t_warm, t_cold, "s", 20, higher_better=False)]
+    print_rows(rows)
+    save(NAME, rows, {
+        "frames": frames, "num_frames": nf, "keyframes": info.get("keyframes"),
+        "cold": "fresh mount, index kept on disk from an earlier mount, frame cache empty",
+        "vidfs_cold_s": t_cold, "vidfs_warm_s": t_warm, "ffmpeg_cli_s": t_ff,
+        "ffmpeg_frames_measured": len(ff_frames), "pyav_s": t_av,
+        "ffmpeg_bytes_equal": f"{same}/{len(ff)}", "pyav_bytes_equal": f"{same_av}/{N}",
+        "stats_cold": s_cold, "stats_after_warm": s_warm, "memory": mem},
+        plot=(f"{N} random 1080p frames (GOP 250), seconds", [
+            ("ffmpeg CLI -ss", t_ff), ("PyAV seek", t_av), ("vidfs cold", t_cold),
+            ("vidfs warm", t_warm)], "seconds (lower is better)"))
+
+
+if __name__ == "__main__":
+    main()
