@@ -102,12 +102,13 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
     int best = -1, best_dist = INT_MAX, empty = -1, lru = -1, behind = 0;
     for (int i = 0; i < p->opts.size; i++) {
         struct slot *s = &p->slots[i];
-        if (!s->d) {
-            empty = empty < 0 ? i : empty;
-            continue;
-        }
+        /* Busy first: a slot whose decoder is being created has no decoder yet. */
         if (s->busy) {
             behind |= s->media == m && continues_to(m, s->target, n);
+            continue;
+        }
+        if (!s->d) {
+            empty = empty < 0 ? i : empty;
             continue;
         }
         if (s->d->media == m && s->d->backend == be) {

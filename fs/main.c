@@ -5,6 +5,9 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -138,6 +141,29 @@ static int load_config(const struct cli *c, struct config *cfg)
     return ret;
 }
 
+/* A crash must at least say where: the backtrace goes to the log (stderr), then the
+ * signal is raised again with its default action so the exit status tells the truth. */
+static void on_crash(int sig)
+{
+    void *frames[64];
+    static const char msg[] = "vidfs: fatal signal; backtrace:\n";
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+        _exit(128 + sig);
+    backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_crashes(void)
+{
+    void *warm[1];
+    backtrace(warm, 1); /* loads libgcc now, not inside the handler */
+    signal(SIGSEGV, on_crash);
+    signal(SIGBUS, on_crash);
+    signal(SIGFPE, on_crash);
+    signal(SIGILL, on_crash);
+}
+
 static void cli_free(struct cli *c)
 {
     free(c->source);
@@ -186,6 +212,7 @@ int main(int argc, char *argv[])
     if (load_config(&c, &cfg) < 0)
         goto done;
     log_hook_ffmpeg();
+    catch_crashes();
     /* Frames are a few MiB each and the cache holds many: above glibc's mmap threshold
      * every new frame buffer is fresh pages to fault in, which halved decode speed.
      * Keeping them in the heap lets freed frames be reused warm. */
