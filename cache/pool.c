@@ -150,11 +150,11 @@ static int prepare(struct pool *p, struct slot *s, const struct decode_backend *
     return decoder_new(be, &p->opts.decode, &s->d);
 }
 
-int pool_acquire(struct pool *p, struct media *m, int n, struct decoder **out)
+int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out)
 {
     if (m->error)
         return -EIO;
-    const struct decode_backend *be = backend_for(p, m);
+    const struct decode_backend *be = cpu ? &decode_cpu : backend_for(p, m);
     pthread_mutex_lock(&p->lock);
     int i;
     while ((i = choose(p, m, n, be)) < 0)
@@ -205,6 +205,13 @@ void pool_release(struct pool *p, struct decoder *d)
         break;
     }
     pthread_cond_broadcast(&p->released); /* waiters behind it and waiters for a slot */
+    pthread_mutex_unlock(&p->lock);
+}
+
+void pool_count_fallback(struct pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->st.gpu_fallbacks++;
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -25,10 +25,14 @@ void pool_free(struct pool **p);
 
 /* Leases a decoder attached to m, the best placed for frame n: one already in m just
  * before n, else an idle one reattached, else a new one (evicting the LRU idle one).
- * Blocks while every decoder is busy. */
-int pool_acquire(struct pool *p, struct media *m, int n, struct decoder **out);
+ * Blocks while every decoder is busy. cpu: a CPU decoder whatever the backend setting
+ * (the fallback for a frame a GPU decoder failed to give). */
+int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out);
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
+
+/* Counts a frame that a GPU decoder failed to give and the CPU was asked for. */
+void pool_count_fallback(struct pool *p);
 
 struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;

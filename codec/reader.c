@@ -51,12 +51,23 @@ static void cache_cb(void *opaque, const struct media *m, int n, const AVFrame *
     frame_cache_put(r->cache, m->id, n, f);
 }
 
-/* Decodes frame n through a leased decoder; frames on the way go to the cache. */
+/* Decodes frame n through a leased decoder; frames on the way go to the cache. A frame a
+ * GPU decoder fails to give is asked of a CPU decoder: the bytes are the same by the
+ * codec's specification, so a reader gets the frame instead of EIO. */
 static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
 {
     struct decoder *d;
-    int ret = pool_acquire(r->pool, m, n, &d);
+    int ret = pool_acquire(r->pool, m, n, 0, &d);
     if (ret < 0)
+        return ret;
+    ret = decoder_get(d, n, out, cache_cb, r);
+    int gpu = d->backend != &decode_cpu;
+    pool_release(r->pool, d);
+    if (ret != -EIO || !gpu)
+        return ret;
+    log_warn("%s: frame %d: the GPU decoder gave none; decoding it on the CPU", m->path, n);
+    pool_count_fallback(r->pool);
+    if ((ret = pool_acquire(r->pool, m, n, 1, &d)) < 0)
         return ret;
     ret = decoder_get(d, n, out, cache_cb, r);
     pool_release(r->pool, d);
