@@ -1,0 +1,86 @@
+"""The decoder pool, frame cache and read-ahead, seen through /.vidfs/stats.json on a
+mount of its own (so that counters start at zero)."""
+import json
+import os
+import shutil
+
+import util
+
+CLIP = "h264_bframes.mp4"  # 50 frames, keyframes every 12
+
+
+def stats(m):
+    with open(os.path.join(m.mnt, ".vidfs", "stats.json")) as f:
+        return json.load(f)
+
+
+def read_frame(m, i, fmt="nv12"):
+    return util.read_all(os.path.join(m.mnt, CLIP, "frames", f"{i}.{fmt}"))
+
+
+def own_mount(make_mount, workdir, corpus, name, opts=()):
+    src = os.path.join(workdir, name + ".src")
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    shutil.copyfile(os.path.join(corpus, CLIP), os.path.join(src, CLIP))
+    return make_mount(src, name, opts)
+
+
+def test_stats_json_has_every_counter(make_mount, workdir, corpus):
+    m = own_mount(make_mount, workdir, corpus, "stats-keys")
+    s = stats(m)
+    for key in ("frames_served", "bytes_served", "frame_cache", "decoders", "frames_decoded",
+                "readahead", "segments"):
+        assert key in s
+    assert s["frames_served"] == 0 and s["frames_decoded"]["cpu"] == 0
+
+
+def test_repeated_read_is_a_cache_hit_and_decodes_nothing(make_mount, workdir, corpus):
+    m = own_mount(make_mount, workdir, corpus, "stats-cache", ("readahead=0",))
+    first = read_frame(m, 30)
+    s1 = stats(m)
+    assert s1["frame_cache"]["misses"] >= 1 and s1["frames_decoded"]["cpu"] >= 1
+    assert read_frame(m, 30) == first
+    s2 = stats(m)
+    assert s2["frame_cache"]["hits"] == s1["frame_cache"]["hits"] + 1
+    assert s2["frames_decoded"] == s1["frames_decoded"]
+
+
+def test_frames_on_the_way_to_a_seek_are_cached(make_mount, workdir, corpus):
+    m = own_mount(make_mount, workdir, corpus, "stats-way", ("readahead=0",))
+    read_frame(m, 30)  # decodes from keyframe 24 up to 30
+    s1 = stats(m)
+    read_frame(m, 27)  # passed on the way: no decoding
+    s2 = stats(m)
+    assert s2["frames_decoded"] == s1["frames_decoded"]
+    assert s2["frame_cache"]["hits"] == s1["frame_cache"]["hits"] + 1
+
+
+def test_sequential_reads_continue_one_decoder(make_mount, workdir, corpus):
+    m = own_mount(make_mount, workdir, corpus, "stats-seq", ("readahead=0",))
+    for i in range(50):
+        read_frame(m, i)
+    s = stats(m)
+    assert s["decoders"]["created"] == 1, s["decoders"]
+    assert s["decoders"]["seeks"] == 0, s["decoders"]
+    assert s["frames_decoded"]["cpu"] <= 50 + 2, s["frames_decoded"]
+
+
+def test_readahead_decodes_ahead_of_a_sequential_reader(make_mount, workdir, corpus):
+    m = own_mount(make_mount, workdir, corpus, "stats-ra", ("readahead=8",))
+    for i in range(20):
+        read_frame(m, i)
+    s = stats(m)
+    assert s["readahead"]["frames"] > 0, s["readahead"]
+    assert s["frames_served"] == 20
+
+
+def test_pool_bound_holds_under_parallel_readers(make_mount, workdir, corpus):
+    import concurrent.futures as cf
+    m = own_mount(make_mount, workdir, corpus, "stats-pool", ("pool_size=2", "readahead=0"))
+    ref = {i: read_frame(m, i) for i in (3, 17, 41)}
+    with cf.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda i: (i, read_frame(m, i, "nv12")), [3, 17, 41] * 8))
+    assert all(b == ref[i] for i, b in got)
+    s = stats(m)
+    assert s["decoders"]["busy"] + s["decoders"]["idle"] <= 2, s["decoders"]
