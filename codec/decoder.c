@@ -130,17 +130,6 @@ static int read_packet(struct decoder *d)
     }
 }
 
-/* Where pkt stands relative to index packet ip: -1 before, 0 the same, 1 after. Byte
- * positions identify packets best; timestamps where the demuxer gives no position. */
-static int packet_cmp(const AVPacket *pkt, const struct index_packet *ip)
-{
-    if (pkt->pos >= 0 && ip->pos >= 0)
-        return (pkt->pos > ip->pos) - (pkt->pos < ip->pos);
-    if (pkt->dts != AV_NOPTS_VALUE && ip->dts != AV_NOPTS_VALUE)
-        return (pkt->dts > ip->dts) - (pkt->dts < ip->dts);
-    return pkt->pts == ip->pts ? 0 : -1;
-}
-
 /* Positions the demuxer so that d->pkt holds packet `target`, by timestamp seek when it
  * lands at or before it, else by reading from the start (always right, slower). */
 static int demux_seek(struct decoder *d, int target)
@@ -160,7 +149,7 @@ static int demux_seek(struct decoder *d, int target)
         int ret = read_packet(d);
         if (ret < 0)
             return ret == -ENODATA ? -EIO : ret;
-        int c = linear ? (n > target) - (n < target) : packet_cmp(d->pkt, ip);
+        int c = linear ? (n > target) - (n < target) : index_packet_cmp(d->pkt, ip);
         if (c == 0)
             return 0;
         if (c > 0) {

@@ -349,3 +349,12 @@ fail:
     index_free(&ix);
     return ret;
 }
+
+int index_packet_cmp(const AVPacket *pkt, const struct index_packet *ip)
+{
+    if (pkt->pos >= 0 && ip->pos >= 0)
+        return (pkt->pos > ip->pos) - (pkt->pos < ip->pos);
+    if (pkt->dts != AV_NOPTS_VALUE && ip->dts != AV_NOPTS_VALUE)
+        return (pkt->dts > ip->dts) - (pkt->dts < ip->dts);
+    return pkt->pts == ip->pts ? 0 : -1;
+}

@@ -64,4 +64,8 @@ int index_frame_at_time(const struct index *ix, double t);
  * start from the previous GOP. */
 int index_start_packet(const struct index *ix, int n);
 
+/* Where a demuxed packet stands relative to index packet ip: -1 before, 0 the same, 1
+ * after. Byte positions identify packets best; timestamps where there is no position. */
+int index_packet_cmp(const AVPacket *pkt, const struct index_packet *ip);
+
 #endif

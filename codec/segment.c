@@ -673,17 +673,6 @@ static int audio_pump(struct audio *a, struct output *o, const struct media *m, 
 
 /* ------------------------------------------------------------------ copy */
 
-/* Where pkt stands relative to index packet ip: -1 before, 0 the same, 1 after (as
- * decoder.c compares them: byte positions first, then timestamps). */
-static int packet_cmp(const AVPacket *pkt, const struct index_packet *ip)
-{
-    if (pkt->pos >= 0 && ip->pos >= 0)
-        return (pkt->pos > ip->pos) - (pkt->pos < ip->pos);
-    if (pkt->dts != AV_NOPTS_VALUE && ip->dts != AV_NOPTS_VALUE)
-        return (pkt->dts > ip->dts) - (pkt->dts < ip->dts);
-    return pkt->pts == ip->pts ? 0 : -1;
-}
-
 /* Index position in [from, end) of the packet the demuxer gave, or -1: by byte position,
  * else dts, else pts, looking a bounded way ahead. */
 static int identify(const struct index *ix, const AVPacket *pkt, int from, int end)
@@ -727,7 +716,7 @@ static int seek_packet(const struct media *m, AVFormatContext **in, int target, 
         int ret = read_video(*in, m->stream, pkt);
         if (ret < 0)
             return -EIO;
-        int c = linear ? (n > target) - (n < target) : packet_cmp(pkt, ip);
+        int c = linear ? (n > target) - (n < target) : index_packet_cmp(pkt, ip);
         if (c == 0)
             return 0;
         if (c > 0) {
