@@ -35,7 +35,6 @@ struct pool {
     struct pool_opts opts;
     struct slot *slots;
     uint64_t tick;
-    int gpu_ok; /* 1 when NVDEC answered; 0 unknown or absent */
     struct pool_stats st;
 };
 

@@ -9,15 +9,14 @@
 #define CONFIG_KEYS(X)                                                                         \
     X(decode, backend, STR, "auto", "auto, cpu or nvdec: auto uses NVDEC where the GPU can "   \
                                     "decode the stream, the CPU elsewhere")                    \
-    X(decode, gpus, STR, "0", "comma-separated CUDA device ordinals NVDEC may use")            \
     X(decode, pool_size, INT, "8", "decoders kept for reuse (leased, LRU-evicted)")            \
-    X(decode, gpu_pool_size, INT, "14", "NVDEC decoders kept per GPU")                         \
     X(decode, threads, INT, "0", "codec threads per CPU decoder (0: one per core)")            \
     X(decode, max_width, INT, "4096", "NVDEC decoders are sized for this width")               \
     X(decode, max_height, INT, "2304", "NVDEC decoders are sized for this height")             \
-    X(cache, cache_dir, STR, "", "disk store (indexes, segments); empty: $XDG_CACHE_HOME/vidfs")     \
+    X(cache, cache_dir, STR, "", "disk store (indexes, segments); empty: "                     \
+                                 "$XDG_CACHE_HOME/vidfs")                                      \
     X(cache, cache_mb, INT, "1024", "decoded frames kept in memory, MiB")                      \
-    X(cache, store_mb, INT, "4096", "disk store bound (indexes and segments), MiB")            \
+    X(cache, store_mb, INT, "4096", "disk store bound, indexes and segments together, MiB")   \
     X(frames, frame_format, STR, "nv12", "format that frames/ lists: nv12 yuv420p gray rgb "   \
                                          "rgbp p010 png jpg")                                  \
     X(frames, readahead, INT, "8", "frames decoded ahead of a sequential reader (0: off)")     \
@@ -40,7 +39,6 @@
                                              "opening one fails)")                             \
     X(segments, nvenc_wait_ms, INT, "2000", "wait this long for an NVENC session before "      \
                                            "falling back to the CPU encoder (0: no wait)")     \
-    X(segments, segment_cache_mb, INT, "4096", "segments kept in the disk store, MiB")         \
     X(log, level, STR, "info", "error, warn, info or debug")
 
 struct config {
