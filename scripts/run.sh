@@ -41,7 +41,13 @@ build/vidfs "$SRC" "$MNT"
 
 SRC_ABS=$(cd "$SRC" && pwd)
 MNT_ABS=$(cd "$MNT" && pwd)
-first=$(cd "$MNT" && ls -d -- *.mp4 2>/dev/null | head -n 1 || true)
+# the first video whose meta.json has no "error" (samples include broken ones on purpose)
+first=
+for d in "$MNT"/*/meta.json; do
+    grep -q '"error"' "$d" 2>/dev/null && continue
+    first=$(basename "$(dirname "$d")")
+    break
+done
 first=${first:-h264_bframes.mp4}
 cat <<MSG
 
