@@ -34,7 +34,8 @@ struct decode_backend {
     int (*receive_frame)(void *priv, AVFrame *frame);
     /* Drops all state after a seek (also ends draining). */
     void (*flush)(void *priv);
-    /* Skip pictures no other picture references (for seeking), or decode all again. */
+    /* Optional (NULL: never skips): skip pictures no other picture references while
+     * seeking, or decode all again. */
     void (*skip_nonref)(void *priv, int skip);
     void (*close)(void *priv);
 };

@@ -51,8 +51,6 @@ struct nvdec_priv {
     int dec_surfaces, dec_max_w, dec_max_h, dec_depth;
     int min_surfaces;
     int coded_w, coded_h, width, height;
-    int skip_idx[QUEUE_SIZE]; /* parser picture index skipped as non-reference */
-    int skip_nonref;
 
     enum AVColorSpace colorspace;
     enum AVColorRange color_range;
@@ -321,10 +319,6 @@ static int CUDAAPI decode_cb(void *opaque, CUVIDPICPARAMS *pic)
     int idx = pic->CurrPicIdx;
     if (idx < 0 || idx >= QUEUE_SIZE)
         return 0;
-    /* A picture nothing references can be left undecoded; its display is dropped. */
-    p->skip_idx[idx] = p->skip_nonref && !pic->ref_pic_flag;
-    if (p->skip_idx[idx])
-        return 1;
     int ret = CU(cuda_cuvid->cuvidDecodePicture(p->dec, pic));
     if (ret < 0) {
         if (!p->error)
@@ -339,8 +333,7 @@ static int CUDAAPI display_cb(void *opaque, CUVIDPARSERDISPINFO *disp)
     struct nvdec_priv *p = opaque;
     if (!disp) /* end-of-stream notice */
         return 1;
-    if (disp->picture_index < 0 || disp->picture_index >= QUEUE_SIZE ||
-        p->skip_idx[disp->picture_index])
+    if (disp->picture_index < 0 || disp->picture_index >= QUEUE_SIZE)
         return 1;
     if (p->q_len == QUEUE_SIZE) {
         if (!p->error)
@@ -415,7 +408,6 @@ static int create_parser(struct nvdec_priv *p)
     p->q_head = p->q_len = 0;
     p->draining = 0;
     p->error = 0;
-    memset(p->skip_idx, 0, sizeof(p->skip_idx));
     return send_extradata(p);
 }
 
@@ -668,16 +660,6 @@ static void nvdec_flush(void *priv)
     cuda_pop();
 }
 
-/* Off: the parser hands a picture to the decode callback only once the next one starts,
- * so a skip decided per packet lands on the wrong picture (an open-GOP HEVC frame went
- * missing on the H100). Seeks on NVDEC decode every picture. */
-static void nvdec_skip_nonref(void *priv, int skip)
-{
-    struct nvdec_priv *p = priv;
-    (void)skip;
-    p->skip_nonref = 0;
-}
-
 const struct decode_backend decode_nvdec = {
     .name = "nvdec",
     .priv_size = sizeof(struct nvdec_priv),
@@ -687,6 +669,8 @@ const struct decode_backend decode_nvdec = {
     .send_packet = nvdec_send_packet,
     .receive_frame = nvdec_receive_frame,
     .flush = nvdec_flush,
-    .skip_nonref = nvdec_skip_nonref,
+    /* No skip_nonref: the parser hands a picture to the decode callback only once the
+     * next one starts, so a skip decided per packet lands on the wrong picture (tried on
+     * the H100: frames went missing). Seeks on NVDEC decode every picture. */
     .close = nvdec_close,
 };

@@ -18,8 +18,7 @@
  * --check compares every frame of decode_nvdec with decode_cpu: pts, and nv12 / yuv420p /
  * gray (p010 for 10-bit) bytes must be identical; rgb and scaled views report PSNR. One
  * NVDEC decoder is kept across the files (reconfigured where they fit, as the pool does),
- * and each file is decoded again after a flush, after a flush in mid-stream, and skipping
- * non-reference pictures for a while.
+ * and each file is decoded again after a flush and after a flush in mid-stream.
  *
  * --reuse decodes CLIPS clips (the first N frames, default 60, of FILE) with one decoder
  * reconfigured from clip to clip, then with a decoder opened and closed for each clip. */
@@ -379,56 +378,6 @@ static int check_pass(const char *path, void *nv, long limit, struct check_stats
     return ret;
 }
 
-/* Non-reference pictures skipped, then not (as decoder.c does on its way to a far frame):
- * every frame that comes out must be the CPU's frame of the same pts, byte for byte. */
-static int check_skip(const char *path, void *nv, int ten)
-{
-    struct input cin, nin;
-    if (input_open(path, &cin) < 0)
-        return -EIO;
-    if (input_open(path, &nin) < 0) {
-        input_close(&cin);
-        return -EIO;
-    }
-    struct decode_opts opts = {.threads = 0};
-    void *cpu = calloc(1, decode_cpu.priv_size);
-    int ret = cpu ? decode_cpu.open(cpu, input_par(&cin), &opts) : -ENOMEM;
-    struct iter ci = {.b = &decode_cpu, .priv = cpu, .in = &cin};
-    struct iter ni = {.b = &decode_nvdec, .priv = nv, .in = &nin};
-    AVFrame *a = av_frame_alloc(), *b = av_frame_alloc();
-    long out = 0, missing = 0, bad = 0;
-    decode_nvdec.flush(nv);
-    decode_nvdec.skip_nonref(nv, 1);
-    while (ret == 0 && iter_next(&ni, b) == 0) {
-        if (++out == 20)
-            decode_nvdec.skip_nonref(nv, 0);
-        int ra;
-        while ((ra = iter_next(&ci, a)) == 0 && a->pts != b->pts) {
-            missing++;
-            av_frame_unref(a);
-        }
-        if (ra < 0) {
-            bad++;
-            break;
-        }
-        struct convert_req req = {ten ? FORMAT_P010 : FORMAT_NV12, a->width, a->height};
-        bad += compare(a, b, req, NULL) != 1;
-        av_frame_unref(a);
-        av_frame_unref(b);
-    }
-    decode_nvdec.skip_nonref(nv, 0);
-    printf("  skipping non-reference pictures for 20 frames: %ld out, %ld skipped, "
-           "%ld differ: %s\n", out, missing, bad, bad || ret < 0 || !out ? "FAIL" : "ok");
-    av_frame_free(&a);
-    av_frame_free(&b);
-    if (cpu)
-        decode_cpu.close(cpu);
-    free(cpu);
-    input_close(&cin);
-    input_close(&nin);
-    return bad || ret < 0 || !out ? -EIO : 0;
-}
-
 static int check(char **files, int nfiles, long limit)
 {
     void *nv = calloc(1, decode_nvdec.priv_size);
@@ -441,7 +390,6 @@ static int check(char **files, int nfiles, long limit)
             continue;
         }
         const AVCodecParameters *par = input_par(&in);
-        int ten = av_pix_fmt_desc_get(par->format)->comp[0].depth > 8;
         printf("%s: %s %dx%d %s\n", files[i], avcodec_get_name(par->codec_id), par->width,
                par->height, av_get_pix_fmt_name(par->format));
         if (decode_nvdec.supports(par, &opts) < 0) {
@@ -482,7 +430,6 @@ static int check(char **files, int nfiles, long limit)
                    st.view_psnr_min, bad ? "FAIL" : "ok");
             how = "kept";
         }
-        failures += check_skip(files[i], nv, ten) < 0;
     }
     if (open)
         decode_nvdec.close(nv);
