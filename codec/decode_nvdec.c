@@ -60,6 +60,10 @@ struct nvdec_priv {
     CUVIDPARSERDISPINFO queue[QUEUE_SIZE];
     int q_head, q_len;
     int draining;
+    /* HEVC, from a fresh parser: pts of the first picture, while the packets after it are
+     * its leading pictures (see drop_leading); AV_NOPTS_VALUE once past them. */
+    int64_t lead_pts;
+    int lead_first;
     int error; /* first error a parser callback met, negative errno */
 
     AVBufferPool *pool;
@@ -319,6 +323,8 @@ static int CUDAAPI decode_cb(void *opaque, CUVIDPICPARAMS *pic)
     int idx = pic->CurrPicIdx;
     if (idx < 0 || idx >= QUEUE_SIZE)
         return 0;
+    log_debug("nvdec %p: decode surface %d%s%s", (void *)p, idx, pic->intra_pic_flag ? " intra" : "",
+              pic->ref_pic_flag ? " ref" : "");
     int ret = CU(cuda_cuvid->cuvidDecodePicture(p->dec, pic));
     if (ret < 0) {
         if (!p->error)
@@ -341,6 +347,8 @@ static int CUDAAPI display_cb(void *opaque, CUVIDPARSERDISPINFO *disp)
         return 0;
     }
     p->queue[(p->q_head + p->q_len++) % QUEUE_SIZE] = *disp;
+    log_debug("nvdec %p: display surface %d pts %lld", (void *)p, disp->picture_index,
+              (long long)disp->timestamp);
     return 1;
 }
 
@@ -356,6 +364,8 @@ static int parse(struct nvdec_priv *p, const uint8_t *data, int size, int64_t pt
         pkt.flags |= CUVID_PKT_TIMESTAMP;
         pkt.timestamp = pts;
     }
+    log_debug("nvdec %p: parse %d bytes pts %lld flags %#lx", (void *)p, size, (long long)pts,
+              pkt.flags);
     int ret = CU(cuda_cuvid->cuvidParseVideoData(p->parser, &pkt));
     if (p->error) {
         ret = p->error;
@@ -408,6 +418,8 @@ static int create_parser(struct nvdec_priv *p)
     p->q_head = p->q_len = 0;
     p->draining = 0;
     p->error = 0;
+    p->lead_first = p->codec == cudaVideoCodec_HEVC;
+    p->lead_pts = AV_NOPTS_VALUE;
     return send_extradata(p);
 }
 
@@ -520,6 +532,27 @@ static int queue_full(const struct nvdec_priv *p)
     return p->q_len >= FFMAX(room, 2);
 }
 
+/* 1 when pkt is a leading picture of the CRA the parser started from. Such pictures
+ * (RASL) cannot be decoded and are not shown, but NVIDIA's HEVC parser gives their
+ * timestamp to the CRA (seen on the H100: the CRA of pts 600 displayed with the pts 560 of
+ * the last RASL before it), so the CRA would pass for another frame. Leading pictures
+ * come right after their IRAP picture in decode order and no later picture refers to them,
+ * so they are left out; the layer above starts a GOP earlier for the frames they show. */
+static int drop_leading(struct nvdec_priv *p, const AVPacket *pkt)
+{
+    if (p->lead_first) {
+        p->lead_first = 0;
+        p->lead_pts = pkt->flags & AV_PKT_FLAG_KEY ? pkt->pts : AV_NOPTS_VALUE;
+        return 0;
+    }
+    if (p->lead_pts == AV_NOPTS_VALUE)
+        return 0;
+    if (pkt->pts != AV_NOPTS_VALUE && pkt->pts < p->lead_pts)
+        return 1;
+    p->lead_pts = AV_NOPTS_VALUE;
+    return 0;
+}
+
 static int nvdec_send_packet(void *priv, const AVPacket *pkt)
 {
     struct nvdec_priv *p = priv;
@@ -527,6 +560,11 @@ static int nvdec_send_packet(void *priv, const AVPacket *pkt)
         return pkt ? -EAGAIN : -ENODATA;
     if (pkt && queue_full(p))
         return -EAGAIN;
+    if (pkt && drop_leading(p, pkt)) {
+        log_debug("nvdec %p: leading picture pts %lld left out", (void *)p,
+                  (long long)pkt->pts);
+        return 0;
+    }
     int ret = cuda_push(p->ctx);
     if (ret < 0)
         return ret;
@@ -652,6 +690,7 @@ fail:
 static void nvdec_flush(void *priv)
 {
     struct nvdec_priv *p = priv;
+    log_debug("nvdec %p: flush", (void *)p);
     if (p->bsf)
         av_bsf_flush(p->bsf);
     if (cuda_push(p->ctx) < 0)

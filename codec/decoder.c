@@ -171,6 +171,7 @@ static int demux_seek(struct decoder *d, int target)
 static int seek_to(struct decoder *d, int packet)
 {
     struct run *run = &impl(d)->run;
+    log_debug("%s: seek to packet %d", d->media->path, packet);
     d->backend->flush(d->priv);
     d->seeks++;
     d->drained = 0;
@@ -302,6 +303,8 @@ static int run_to(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, v
             run->tainted = 1;
         }
         int idx = identify(d, f);
+        log_debug("%s: decoded pts %lld: frame %d (want %d)", d->media->path,
+                  (long long)f->pts, idx, n);
         if (idx < 0 || idx <= d->last_frame) {
             av_frame_unref(f);
             continue;
