@@ -49,6 +49,22 @@ int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *ds
     return -EINVAL;
 }
 
+int convert_to_host(const AVFrame *src, AVFrame **out)
+{
+    const struct converter *c = NULL;
+    for (size_t i = 0; i < sizeof(converters) / sizeof(converters[0]) && !c; i++)
+        if (converters[i]->accepts(src))
+            c = converters[i];
+    AVFrame *f = c && c->download ? av_frame_alloc() : av_frame_clone(src);
+    if (!f)
+        return -ENOMEM;
+    int ret = c && c->download ? c->download(src, f) : 0;
+    if (ret < 0)
+        av_frame_free(&f);
+    *out = f;
+    return ret;
+}
+
 static void copy_plane(uint8_t *dst, int dst_stride, const uint8_t *src, int src_stride,
                        int row_bytes, int rows)
 {

@@ -22,6 +22,9 @@ struct converter {
     int (*accepts)(const AVFrame *src);
     /* Writes exactly format_frame_size(req) bytes to dst. */
     int (*run)(const AVFrame *src, const struct convert_req *req, uint8_t *dst);
+    /* The frame in host memory as libavcodec would have decoded it (planar YUV) into a
+     * blank frame; NULL for converters of host frames. */
+    int (*download)(const AVFrame *src, AVFrame *host);
 };
 
 extern const struct converter convert_cpu;
@@ -32,6 +35,10 @@ extern const struct converter convert_cuda;
 /* Converts src into dst (size must be format_frame_size(req)). -EINVAL for a format this
  * frame cannot give (p010 from 8-bit sources is allowed: upshifted). */
 int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *dst, size_t size);
+
+/* *out = src in host memory, as libavcodec's own decode would give it (for encoders): a
+ * new reference to src itself when it is in host memory already. */
+int convert_to_host(const AVFrame *src, AVFrame **out);
 
 /* Output size of a view: want_w/want_h of 0 keep the aspect ratio (rounded to even);
  * both 0 means unscaled. Uses the sample aspect ratio of nothing: pixels, as ffmpeg's

@@ -429,8 +429,23 @@ pop:
     return ret;
 }
 
+static int cuda_download(const AVFrame *src, AVFrame *host)
+{
+    const struct cuda_frame_desc *d = cuda_frame_desc(src);
+    CUcontext ctx;
+    int ret = d ? cuda_context(d->gpu, &ctx) : -EINVAL;
+    if (ret < 0 || (ret = cuda_push(ctx)) < 0)
+        return ret;
+    struct staging *s;
+    if ((ret = cuda_frame_wait(d)) == 0 && (ret = get_staging(d->gpu, ctx, &s)) == 0)
+        ret = download(src, d, host, s->stream);
+    cuda_pop();
+    return ret;
+}
+
 const struct converter convert_cuda = {
     .name = "cuda",
     .accepts = cuda_accepts,
     .run = cuda_run,
+    .download = cuda_download,
 };

@@ -12,6 +12,7 @@
  * Concurrent opens of one key share one producer through a table of jobs in flight. */
 #include "segment.h"
 #include "config.h"
+#include "convert.h"
 #include "decode.h"
 #include "encode.h"
 #include "index.h"
@@ -1077,6 +1078,13 @@ static int write_transcode(struct segmenter *sg, struct media *m, const struct r
                          m->path, n, strerror(-ret));
             continue;
         }
+        /* GPU-decoded frames go to the encoder as the CPU decoder would give them. */
+        AVFrame *h = NULL;
+        ret = convert_to_host(f, &h);
+        av_frame_free(&f);
+        if (ret < 0)
+            goto fail;
+        f = h;
         if (!t.enc && (ret = open_encoder(&t, f)) < 0) {
             av_frame_free(&f);
             goto fail;
