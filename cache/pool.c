@@ -22,6 +22,7 @@
 
 struct slot {
     struct decoder *d; /* NULL: free slot */
+    int gpu;           /* index into opts.gpus of this slot's GPU decoders */
     int busy;
     const struct media *media; /* what the lease is for (compared, not dereferenced) */
     int target;                /* frame the lease is for */
@@ -46,15 +47,34 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
     p->opts = *opts;
     if (p->opts.size < 1)
         p->opts.size = 1;
+    if (p->opts.ngpus < 1 || p->opts.ngpus > POOL_MAX_GPUS) {
+        p->opts.gpus[0] = p->opts.decode.gpu;
+        p->opts.ngpus = 1;
+    }
     p->slots = calloc((size_t)p->opts.size, sizeof(*p->slots));
     if (!p->slots) {
         free(p);
         return -ENOMEM;
     }
+    for (int i = 0; i < p->opts.size; i++)
+        p->slots[i].gpu = i % p->opts.ngpus;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->released, NULL);
     *out = p;
     return 0;
+}
+
+void pool_spread(struct pool *p, const int *gpus, int n)
+{
+    if (n < 1 || n > POOL_MAX_GPUS)
+        return;
+    pthread_mutex_lock(&p->lock);
+    memcpy(p->opts.gpus, gpus, (size_t)n * sizeof(*gpus));
+    p->opts.ngpus = n;
+    p->opts.decode.gpu = gpus[0];
+    for (int i = 0; i < p->opts.size; i++)
+        p->slots[i].gpu = i % n;
+    pthread_mutex_unlock(&p->lock);
 }
 
 void pool_free(struct pool **pp)
@@ -132,9 +152,10 @@ static void count_frames(struct pool *p, struct slot *s)
     unsigned long now = s->d->frames_decoded;
     uint64_t delta = now - s->counted;
     s->counted = now;
-    if (strcmp(s->d->backend->name, "cpu"))
+    if (strcmp(s->d->backend->name, "cpu")) {
         p->st.frames_gpu += delta;
-    else
+        p->st.frames_by_gpu[s->gpu] += delta;
+    } else
         p->st.frames_cpu += delta;
 }
 
@@ -146,7 +167,9 @@ static int prepare(struct pool *p, struct slot *s, const struct decode_backend *
     if (s->d)
         return 0;
     s->counted = 0;
-    return decoder_new(be, &p->opts.decode, &s->d);
+    struct decode_opts o = p->opts.decode;
+    o.gpu = p->opts.gpus[s->gpu];
+    return decoder_new(be, &o, &s->d);
 }
 
 int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out)

@@ -12,16 +12,26 @@
 struct media;
 struct decoder;
 
+#define POOL_MAX_GPUS 16
+
 struct pool_opts {
     int size;                 /* decoders at most (busy + idle) */
     struct decode_opts decode;
     int use_gpu;              /* -1: never, 0: where supported (auto), 1: always (nvdec) */
+    /* GPU decoders are spread over these ordinals: slot i decodes on gpus[i % ngpus], so
+     * parallel readers (each leasing its own slot) land on different GPUs. */
+    int gpus[POOL_MAX_GPUS];
+    int ngpus; /* 0: GPU decode.gpu only */
 };
 
 struct pool;
 
 int pool_new(const struct pool_opts *opts, struct pool **out);
 void pool_free(struct pool **p);
+
+/* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus). Call before
+ * the first pool_acquire. */
+void pool_spread(struct pool *p, const int *gpus, int n);
 
 /* Leases a decoder attached to m, the best placed for frame n: one already in m just
  * before n, else an idle one reattached, else a new one (evicting the LRU idle one).
@@ -36,6 +46,7 @@ void pool_count_fallback(struct pool *p);
 
 struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
+    uint64_t frames_by_gpu[POOL_MAX_GPUS]; /* frames_gpu split as opts.gpus */
     int busy, idle;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #define NTRACK 64   /* media whose access pattern is followed */
-#define NWORKERS 2  /* read-ahead threads */
+#define MAX_WORKERS 64
 #define WAIT_MS 5000
 
 struct track {
@@ -39,7 +39,7 @@ struct reader {
     struct track tracks[NTRACK];
     uint64_t tick;
     int stop;
-    pthread_t workers[NWORKERS];
+    pthread_t workers[MAX_WORKERS];
     int nworkers;
     int started; /* workers start on first use: the mount may fork to daemonize first */
     struct reader_stats st;
@@ -138,6 +138,7 @@ int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader
     r->pool = pool;
     r->cache = cache;
     r->opts = *opts;
+    r->opts.workers = FFMIN(FFMAX(opts->workers, 1), MAX_WORKERS);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->progress, NULL);
@@ -167,16 +168,17 @@ void reader_free(struct reader **rp)
     *rp = NULL;
 }
 
-/* Notes the access and queues read-ahead for sequential ones. Returns 1 when frame n is
- * part of a running or queued job (so the caller may wait for it). Under the lock. */
+/* Started on first use: the mount may fork to daemonize first. */
 static void start_workers(struct reader *r)
 {
     r->started = 1;
-    for (int i = 0; r->opts.readahead > 0 && i < NWORKERS; i++)
+    for (int i = 0; r->opts.readahead > 0 && i < r->opts.workers; i++)
         if (pthread_create(&r->workers[i], NULL, worker_main, r) == 0)
             r->nworkers++;
 }
 
+/* Notes the access and queues read-ahead for sequential ones. Returns 1 when frame n is
+ * part of a running or queued job (so the caller may wait for it). Under the lock. */
 static int note_access(struct reader *r, struct media *m, int n, int end)
 {
     if (!r->started)

@@ -13,6 +13,7 @@ struct reader;
 
 struct reader_opts {
     int readahead; /* frames decoded ahead of a sequential reader, 0 = off */
+    int workers;   /* read-ahead threads: media read ahead at once (at least 1) */
 };
 
 /* The reader borrows pool and cache, which must outlive it. */

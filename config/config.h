@@ -11,6 +11,8 @@
                                     "decode the stream, the CPU elsewhere")                    \
     X(decode, pool_size, INT, "8", "decoders kept for reuse (leased, LRU-evicted)")            \
     X(decode, threads, INT, "0", "codec threads per CPU decoder (0: one per core)")            \
+    X(decode, gpus, STR, "0", "GPUs (CUDA ordinals) NVDEC decoders are spread over, e.g. "    \
+                              "0,1; all: every GPU")                                           \
     X(decode, max_width, INT, "4096", "NVDEC decoders are sized for this width")               \
     X(decode, max_height, INT, "2304", "NVDEC decoders are sized for this height")             \
     X(cache, cache_dir, STR, "", "disk store (indexes, segments); empty: "                     \

@@ -5,6 +5,9 @@
 #include "ops.h"
 #include "convert.h"
 #include "frame_cache.h"
+#if VIDFS_HAVE_NVDEC
+#include "cuda.h"
+#endif
 #include "image.h"
 #include "index.h"
 #include "log.h"
@@ -66,6 +69,8 @@ struct vidfs {
     struct size_slot sizes[SIZE_SLOTS];
     uint64_t tick;
     uint64_t bytes_served, files_opened;
+    int gpus[POOL_MAX_GPUS]; /* the `gpus` setting; "all" is counted at init */
+    int ngpus;
 };
 
 struct handle {
@@ -861,6 +866,13 @@ static char *stats_json(struct vidfs *fs)
     add_u64(x, "cpu", ps.frames_cpu);
     add_u64(x, "nvdec", ps.frames_gpu);
     add_u64(x, "gpu_fallbacks", ps.gpu_fallbacks);
+    json_object *g = json_object_new_object();
+    json_object_object_add(x, "nvdec_by_gpu", g);
+    for (int i = 0; i < fs->ngpus; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "%d", fs->gpus[i]);
+        add_u64(g, key, ps.frames_by_gpu[i]);
+    }
     json_object_object_add(o, "readahead", x = json_object_new_object());
     add_u64(x, "frames", rs.readahead_frames);
     add_u64(x, "hits", rs.readahead_hits);
@@ -885,6 +897,31 @@ static char *stats_json(struct vidfs *fs)
 
 /* ---- lifetime ---- */
 
+#if VIDFS_HAVE_NVDEC
+/* `gpus` against the GPUs there are: "all" becomes their list, ordinals past the last one
+ * are dropped with a warning. In the daemon, after any fork: CUDA does not survive one. */
+static void init_gpus(struct vidfs *fs)
+{
+    int count = cuda_device_count(), n = 0;
+    if (count <= 0)
+        return;
+    if (!fs->ngpus)
+        for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
+            fs->gpus[fs->ngpus++] = i;
+    for (int i = 0; i < fs->ngpus; i++) {
+        if (fs->gpus[i] < count)
+            fs->gpus[n++] = fs->gpus[i];
+        else
+            log_warn("gpus: there is no GPU %d (%d found); not using it", fs->gpus[i], count);
+    }
+    if (!n)
+        fs->gpus[n++] = 0;
+    fs->ngpus = n;
+    pool_spread(fs->pool, fs->gpus, fs->ngpus);
+    log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
+}
+#endif
+
 static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     /* Frame files are whole reads of up to a few MiB: ask the kernel for 1 MiB requests. */
@@ -896,7 +933,38 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->attr_timeout = 0;
     cfg->entry_timeout = 1;
     cfg->negative_timeout = 0;
-    return fuse_get_context()->private_data;
+    struct vidfs *fs = fuse_get_context()->private_data;
+#if VIDFS_HAVE_NVDEC
+    if (strcmp(fs->cfg.backend, "cpu"))
+        init_gpus(fs);
+#endif
+    if (!fs->ngpus)
+        fs->gpus[fs->ngpus++] = 0;
+    return fs;
+}
+
+/* The `gpus` setting: "all", or CUDA ordinals separated by commas. */
+static int parse_gpus(const char *s, struct pool_opts *po)
+{
+    po->ngpus = 0;
+    if (!strcmp(s, "all"))
+        return 0; /* counted in vidfs_init: CUDA must not start before the daemon forks */
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 255 || (*end && *end != ',') ||
+            po->ngpus == POOL_MAX_GPUS) {
+            log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
+            return -EINVAL;
+        }
+        po->gpus[po->ngpus++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!po->ngpus) {
+        log_error("gpus '%s': no GPU named", s);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
@@ -932,7 +1000,15 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
                    .max_height = (int)fs->cfg.max_height},
         .use_gpu = !strcmp(fs->cfg.backend, "cpu") ? -1 : !strcmp(fs->cfg.backend, "nvdec"),
     };
-    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead};
+    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0)
+        goto fail;
+    po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
+    memcpy(fs->gpus, po.gpus, sizeof(fs->gpus));
+    fs->ngpus = po.ngpus;
+    /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
+     * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
+    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead,
+                             .workers = (int)fs->cfg.pool_size};
     if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
         (ret = pool_new(&po, &fs->pool)) < 0 ||
         (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||

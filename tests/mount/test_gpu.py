@@ -1,8 +1,11 @@
 """NVDEC: the same bytes as FFmpeg's software decode (DESIGN.md: bit-exact on
 every backend). Runs only with VIDFS_GPU=1 (scripts/test.sh --gpu)."""
 
+import concurrent.futures as cf
+import json
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -66,3 +69,46 @@ def test_auto_backend_is_bit_exact(gpu, make_mount, corpus):
         r = util.ref(name)
         i = r.n // 2
         assert util.read_all(os.path.join(m.mnt, name, "frames", f"{i}.nv12")) == r.frame("nv12", i)
+
+
+def gpu_count():
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+def read_in_parallel(m, names, frames):
+    with cf.ThreadPoolExecutor(len(names)) as ex:
+        return list(ex.map(lambda n: [util.read_all(os.path.join(m.mnt, n, "frames", f"{i}.nv12"))
+                                      for i in frames], names))
+
+
+@pytest.mark.parametrize("gpus", ["all", "0,7"])
+def test_gpus_setting_uses_the_gpus_there_are(gpu, make_mount, corpus, gpus):
+    """gpus=all lists every GPU; an ordinal with no GPU is dropped (a warning), not EIO."""
+    # -o takes a comma inside a value escaped
+    m = make_mount(corpus, "gpus" + gpus.replace(",", "_"),
+                   opts=["gpus=" + gpus.replace(",", "\\,")])
+    names = ["h264_bframes.mp4", "h264_720p.mp4", "vp9.webm", "hevc_8bit.mkv"]
+    got = read_in_parallel(m, names, range(0, 20, 3))
+    for name, frames in zip(names, got):
+        r = util.ref(name)
+        assert frames == [r.frame("nv12", i) for i in range(0, 20, 3)], name
+    with open(os.path.join(m.mnt, ".vidfs", "stats.json")) as f:
+        by_gpu = json.load(f)["frames_decoded"]["nvdec_by_gpu"]
+    n = gpu_count()
+    want = list(range(n)) if gpus == "all" else [g for g in (0, 7) if g < n]
+    assert sorted(int(k) for k in by_gpu) == want, by_gpu
+    assert sum(by_gpu.values()) > 0, by_gpu
+
+
+def test_parallel_readers_spread_over_gpus(gpu, make_mount, corpus):
+    n = gpu_count()
+    if n < 2:
+        pytest.skip(f"{n} GPU here: spreading needs two (scripts/test.sh --gpu on a multi-GPU "
+                    "machine runs it)")
+    m = make_mount(corpus, "spread", opts=["gpus=all", f"pool_size={2 * n}"])
+    read_in_parallel(m, ["h264_bframes.mp4", "h264_720p.mp4", "vp9.webm", "hevc_8bit.mkv"],
+                     range(10))
+    with open(os.path.join(m.mnt, ".vidfs", "stats.json")) as f:
+        by_gpu = json.load(f)["frames_decoded"]["nvdec_by_gpu"]
+    assert sum(v > 0 for v in by_gpu.values()) >= 2, by_gpu

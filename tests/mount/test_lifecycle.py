@@ -38,14 +38,15 @@ def test_missing_source_dir_is_an_error(vidfs_bin, tmp_path):
     assert not os.path.ismount(mnt)
 
 
-def test_unknown_backend_is_an_error(vidfs_bin, tmp_path, corpus):
+@pytest.mark.parametrize("opt", ["backend=bogus", "gpus=one", "gpus=0\\,\\,1", "gpus=-1", "gpus="])
+def test_bad_decode_setting_is_an_error(vidfs_bin, tmp_path, corpus, opt):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run([vidfs_bin, "-f", "-o", "backend=bogus", corpus, str(mnt)],
+    r = subprocess.run([vidfs_bin, "-f", "-o", opt, corpus, str(mnt)],
                        capture_output=True, text=True, timeout=20)
     if os.path.ismount(mnt):
         subprocess.call(["fusermount3", "-uz", str(mnt)])
-    assert r.returncode != 0 and "backend" in r.stderr
+    assert r.returncode != 0 and opt.split("=")[0] in r.stderr, r.stderr
 
 
 def test_daemon_mode_mounts_and_unmounts(vidfs_bin, tmp_path, corpus):
