@@ -222,7 +222,10 @@ def machine():
 
 def row(bench, vidfs, peer, unit, goal, higher_better=True, note=""):
     """One line of the summary: ratio = vidfs/peer (or peer/vidfs for times)."""
-    ratio = vidfs / peer if higher_better else peer / vidfs
+    if not vidfs or not peer:  # a side that measured nothing
+        ratio = 0.0
+    else:
+        ratio = vidfs / peer if higher_better else peer / vidfs
     return {"bench": bench, "vidfs": vidfs, "peer": peer, "unit": unit,
             "ratio": round(ratio, 3), "goal": goal, "met": bool(goal is None or ratio >= goal),
             "note": note}

@@ -4,6 +4,7 @@
  *               [--json FILE] FILE...
  *   nvdec_bench --check [--frames N] FILE...
  *   nvdec_bench --reuse CLIPS [--frames N] FILE
+ *   nvdec_bench --seek N [--threads 1,8] FILE...
  *
  * Throughput: T threads, thread i decoding FILE[i % n] whole, in each mode:
  *   nvdec-gpu    decode_nvdec, frames left on the GPU
@@ -21,7 +22,13 @@
  * and each file is decoded again after a flush and after a flush in mid-stream.
  *
  * --reuse decodes CLIPS clips (the first N frames, default 60, of FILE) with one decoder
- * reconfigured from clip to clip, then with a decoder opened and closed for each clip. */
+ * reconfigured from clip to clip, then with a decoder opened and closed for each clip.
+ *
+ * --seek is the in-process random access peer (the seed's frame sampling, torchcodec's
+ * method): T threads, thread i on FILE[i % n], each fetching N random frames (seeded by i)
+ * with FFmpeg's hwaccel cuda: av_seek_frame back to the keyframe, flush, decode forward to
+ * the frame's pts, copy it to host memory. The packet scan that lists the pts is not timed
+ * (vidfs keeps its index on disk too). */
 #include "convert.h"
 #include "decode.h"
 #include "format.h"
@@ -131,10 +138,12 @@ static double now(void)
 
 /* ---- throughput ---------------------------------------------------------------------- */
 
-enum mode { NVDEC_GPU, NVDEC_HOST, NVDEC_VIEW, FFMPEG_GPU, FFMPEG_HOST, MODE_COUNT };
+enum mode { NVDEC_GPU, NVDEC_HOST, NVDEC_VIEW, FFMPEG_GPU, FFMPEG_HOST, FFMPEG_SEEK, MODE_COUNT };
 static const char *const mode_names[MODE_COUNT] = {
-    "nvdec-gpu", "nvdec-host", "nvdec-view", "ffmpeg-gpu", "ffmpeg-host",
+    "nvdec-gpu", "nvdec-host", "nvdec-view", "ffmpeg-gpu", "ffmpeg-host", "ffmpeg-seek",
 };
+/* Modes run unless --modes names others; ffmpeg-seek runs with --seek. */
+#define DEFAULT_MODES ((1u << FFMPEG_SEEK) - 1)
 
 static AVBufferRef *hw_device;
 static struct convert_req view_req = {.format = FORMAT_RGBP, .width = 224, .height = 224};
@@ -144,6 +153,7 @@ struct job {
     enum mode mode;
     long frames;
     long limit; /* stop after this many frames, 0: the whole file */
+    unsigned seed; /* ffmpeg-seek: which random frames */
     int error;
 };
 
@@ -157,18 +167,110 @@ static enum AVPixelFormat get_cuda_format(AVCodecContext *ctx, const enum AVPixe
     return AV_PIX_FMT_NONE;
 }
 
-static int run_ffmpeg(struct job *j, struct input *in)
+/* libavcodec's decoder for the input, decoding on hw_device. */
+static int ffmpeg_open(struct input *in, AVCodecContext **out)
 {
     const AVCodecParameters *par = input_par(in);
     const AVCodec *codec = avcodec_find_decoder(par->codec_id);
     AVCodecContext *ctx = avcodec_alloc_context3(codec);
-    AVFrame *f = av_frame_alloc(), *sw = av_frame_alloc();
-    int ret = ctx && f && sw ? avcodec_parameters_to_context(ctx, par) : AVERROR(ENOMEM);
+    int ret = ctx ? avcodec_parameters_to_context(ctx, par) : AVERROR(ENOMEM);
     if (ret >= 0) {
         ctx->hw_device_ctx = av_buffer_ref(hw_device);
         ctx->get_format = get_cuda_format;
         ret = avcodec_open2(ctx, codec, NULL);
     }
+    if (ret < 0)
+        avcodec_free_context(&ctx);
+    *out = ctx;
+    return ret;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The stream's pts in display order (packet scan), then the demuxer back at the start. */
+static int list_pts(struct input *in, int64_t **out, int *count)
+{
+    int n = 0, cap = 0;
+    int64_t *pts = NULL;
+    for (AVPacket *pkt; (pkt = input_read(in));) {
+        if (pkt->pts == AV_NOPTS_VALUE)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            int64_t *p = realloc(pts, (size_t)cap * sizeof(*pts));
+            if (!p) {
+                free(pts);
+                return AVERROR(ENOMEM);
+            }
+            pts = p;
+        }
+        pts[n++] = pkt->pts;
+    }
+    qsort(pts, (size_t)n, sizeof(*pts), cmp_i64);
+    *out = pts;
+    *count = n;
+    return n ? 0 : AVERROR_INVALIDDATA;
+}
+
+/* Decodes forward from the demuxer's position to the first frame at or after `target`. */
+static int decode_until(AVCodecContext *ctx, struct input *in, int64_t target, AVFrame *f)
+{
+    for (int eof = 0;;) {
+        int ret = avcodec_receive_frame(ctx, f);
+        if (ret == AVERROR(EAGAIN)) {
+            AVPacket *pkt = eof ? NULL : input_read(in);
+            eof = !pkt;
+            ret = avcodec_send_packet(ctx, pkt);
+            if (ret < 0 && ret != AVERROR_INVALIDDATA)
+                return ret;
+            continue;
+        }
+        if (ret < 0)
+            return ret;
+        if (f->best_effort_timestamp >= target)
+            return 0;
+        av_frame_unref(f);
+    }
+}
+
+static int run_seek(struct job *j, struct input *in)
+{
+    int64_t *pts = NULL;
+    int count = 0;
+    AVCodecContext *ctx = NULL;
+    AVFrame *f = av_frame_alloc(), *sw = av_frame_alloc();
+    int ret = f && sw ? list_pts(in, &pts, &count) : AVERROR(ENOMEM);
+    if (ret >= 0)
+        ret = ffmpeg_open(in, &ctx);
+    unsigned seed = j->seed;
+    for (long k = 0; ret >= 0 && k < j->limit; k++) {
+        int64_t target = pts[rand_r(&seed) % (unsigned)count];
+        ret = av_seek_frame(in->fmt, in->stream, target, AVSEEK_FLAG_BACKWARD);
+        avcodec_flush_buffers(ctx);
+        if (ret >= 0)
+            ret = decode_until(ctx, in, target, f);
+        if (ret >= 0)
+            ret = av_hwframe_transfer_data(sw, f, 0);
+        j->frames += ret >= 0;
+        av_frame_unref(f);
+        av_frame_unref(sw);
+    }
+    free(pts);
+    av_frame_free(&f);
+    av_frame_free(&sw);
+    avcodec_free_context(&ctx);
+    return ret < 0 ? ret : 0;
+}
+
+static int run_ffmpeg(struct job *j, struct input *in)
+{
+    AVCodecContext *ctx = NULL;
+    AVFrame *f = av_frame_alloc(), *sw = av_frame_alloc();
+    int ret = f && sw ? ffmpeg_open(in, &ctx) : AVERROR(ENOMEM);
     for (int eof = 0; ret >= 0 && (!j->limit || j->frames < j->limit);) {
         ret = avcodec_receive_frame(ctx, f);
         if (ret == AVERROR(EAGAIN)) {
@@ -235,18 +337,22 @@ static void *job_main(void *opaque)
         j->error = -EIO;
         return NULL;
     }
-    j->error = j->mode >= FFMPEG_GPU ? run_ffmpeg(j, &in) : run_nvdec(j, &in);
+    j->error = j->mode == FFMPEG_SEEK  ? run_seek(j, &in)
+               : j->mode >= FFMPEG_GPU ? run_ffmpeg(j, &in)
+                                       : run_nvdec(j, &in);
     input_close(&in);
     return NULL;
 }
 
-static double bench(enum mode mode, int threads, char **files, int nfiles, FILE *json)
+static double bench(enum mode mode, int threads, char **files, int nfiles, long limit,
+                    FILE *json)
 {
     struct job *jobs = calloc((size_t)threads, sizeof(*jobs));
     pthread_t *tids = calloc((size_t)threads, sizeof(*tids));
     double t0 = now();
     for (int i = 0; i < threads; i++) {
-        jobs[i] = (struct job){.path = files[i % nfiles], .mode = mode};
+        jobs[i] = (struct job){.path = files[i % nfiles], .mode = mode,
+                               .limit = mode == FFMPEG_SEEK ? limit : 0, .seed = (unsigned)i + 1};
         pthread_create(&tids[i], NULL, job_main, &jobs[i]);
     }
     long frames = 0;
@@ -496,10 +602,10 @@ static void bench_reuse(const char *path, int clips, long frames, FILE *json)
 
 int main(int argc, char **argv)
 {
-    int do_check = 0, nthreads = 0, threads[16], repeat = 1, reuse = 0;
+    int do_check = 0, nthreads = 0, threads[16], repeat = 1, reuse = 0, seek = 0;
     long limit = 1L << 30;
     const char *json_path = NULL;
-    unsigned modes = (1u << MODE_COUNT) - 1;
+    unsigned modes = DEFAULT_MODES;
     int i = 1;
     for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -515,6 +621,9 @@ int main(int argc, char **argv)
             limit = atol(v);
         } else if (!strcmp(a, "--reuse")) {
             reuse = atoi(v);
+        } else if (!strcmp(a, "--seek")) {
+            seek = atoi(v);
+            modes = 1u << FFMPEG_SEEK;
         } else if (!strcmp(a, "--repeat")) {
             repeat = atoi(v) > 0 ? atoi(v) : 1;
         } else if (!strcmp(a, "--json")) {
@@ -539,7 +648,7 @@ int main(int argc, char **argv)
     if (i >= argc) {
         fprintf(stderr, "usage: nvdec_bench [--check] [--threads 1,7,14] [--modes LIST] "
                         "[--view FMT:WxH] [--repeat R] [--frames N] [--reuse CLIPS] "
-                        "[--json FILE] FILE...\n");
+                        "[--seek N] [--json FILE] FILE...\n");
         return 2;
     }
     log_set_level(getenv("VIDFS_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
@@ -557,12 +666,12 @@ int main(int argc, char **argv)
     int ret = av_hwdevice_ctx_create(&hw_device, AV_HWDEVICE_TYPE_CUDA, NULL, NULL, 0);
     if (ret < 0) {
         fprintf(stderr, "ffmpeg: no CUDA device: %s\n", av_err2str(ret));
-        modes &= ~((1u << FFMPEG_GPU) | (1u << FFMPEG_HOST));
+        modes &= (1u << FFMPEG_GPU) - 1;
     }
     /* Warm-up: the CUDA contexts, the kernels' JIT and FFmpeg's device are set up outside
      * the timed runs. */
     for (int m = 0; m < MODE_COUNT; m++) {
-        struct job j = {.path = argv[i], .mode = (enum mode)m, .limit = 20};
+        struct job j = {.path = argv[i], .mode = (enum mode)m, .limit = 20, .seed = 1};
         if (modes & (1u << m))
             job_main(&j);
     }
@@ -574,7 +683,7 @@ int main(int argc, char **argv)
             for (int m = 0; m < MODE_COUNT; m++)
                 if (modes & (1u << m))
                     fps[m] = fmax(fps[m], bench((enum mode)m, threads[t], argv + i, argc - i,
-                                                json));
+                                                seek, json));
         if (fps[FFMPEG_HOST] > 0 && fps[NVDEC_HOST] > 0)
             printf("  ratio host: nvdec/ffmpeg = %.2f", fps[NVDEC_HOST] / fps[FFMPEG_HOST]);
         if (fps[FFMPEG_GPU] > 0 && fps[NVDEC_GPU] > 0)
