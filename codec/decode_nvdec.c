@@ -60,8 +60,9 @@ struct nvdec_priv {
     CUVIDPARSERDISPINFO queue[QUEUE_SIZE];
     int q_head, q_len;
     int draining;
-    /* HEVC, from a fresh parser: pts of the first picture, while the packets after it are
-     * its leading pictures (see drop_leading); AV_NOPTS_VALUE once past them. */
+    /* HEVC, from a fresh parser (lead_first): pts of the first picture when it is a CRA,
+     * while the packets after it are its leading pictures (see drop_leading);
+     * AV_NOPTS_VALUE once past them. */
     int64_t lead_pts;
     int lead_first;
     int error; /* first error a parser callback met, negative errno */
@@ -532,25 +533,53 @@ static int queue_full(const struct nvdec_priv *p)
     return p->q_len >= FFMAX(room, 2);
 }
 
-/* 1 when pkt is a leading picture of the CRA the parser started from. Such pictures
- * (RASL) cannot be decoded and are not shown, but NVIDIA's HEVC parser gives their
- * timestamp to the CRA (seen on the H100: the CRA of pts 600 displayed with the pts 560 of
- * the last RASL before it), so the CRA would pass for another frame. Leading pictures
- * come right after their IRAP picture in decode order and no later picture refers to them,
- * so they are left out; the layer above starts a GOP earlier for the frames they show. */
-static int drop_leading(struct nvdec_priv *p, const AVPacket *pkt)
+/* NAL unit type of the first picture slice in Annex B data, -1 if none. */
+static int hevc_first_vcl_type(const uint8_t *d, int size)
 {
+    for (int i = 0; i + 3 < size; i++) {
+        if (d[i] || d[i + 1] || d[i + 2] != 1)
+            continue;
+        int type = (d[i + 3] >> 1) & 0x3f;
+        if (type < 32)
+            return type;
+        i += 2;
+    }
+    return -1;
+}
+
+/* 1 when a packet (Annex B) is a leading picture of the CRA the parser started from. Such
+ * pictures (RASL) cannot be decoded and are not shown, but NVIDIA's HEVC parser gives
+ * their timestamp to the CRA (seen on the H100: the CRA of pts 600 displayed with the pts
+ * 560 of the last RASL before it), so the CRA would pass for another frame. Leading
+ * pictures come right after their IRAP picture in decode order and no later picture
+ * refers to them, so they are left out; the layer above starts a GOP earlier for the
+ * frames they show. */
+static int drop_leading(struct nvdec_priv *p, const uint8_t *data, int size, int64_t pts)
+{
+    enum { BLA_W_LP = 16, CRA_NUT = 21 };
     if (p->lead_first) {
         p->lead_first = 0;
-        p->lead_pts = pkt->flags & AV_PKT_FLAG_KEY ? pkt->pts : AV_NOPTS_VALUE;
+        int type = hevc_first_vcl_type(data, size);
+        p->lead_pts = type == CRA_NUT || type == BLA_W_LP ? pts : AV_NOPTS_VALUE;
         return 0;
     }
     if (p->lead_pts == AV_NOPTS_VALUE)
         return 0;
-    if (pkt->pts != AV_NOPTS_VALUE && pkt->pts < p->lead_pts)
+    if (pts != AV_NOPTS_VALUE && pts < p->lead_pts) {
+        log_debug("nvdec %p: leading picture pts %lld left out", (void *)p, (long long)pts);
         return 1;
+    }
     p->lead_pts = AV_NOPTS_VALUE;
     return 0;
+}
+
+/* One picture's Annex B data to the parser. */
+static int send_picture(struct nvdec_priv *p, const uint8_t *data, int size, int64_t pts)
+{
+    if (p->lead_first || p->lead_pts != AV_NOPTS_VALUE)
+        if (drop_leading(p, data, size, pts))
+            return 0;
+    return parse(p, data, size, pts, CUVID_PKT_ENDOFPICTURE);
 }
 
 static int nvdec_send_packet(void *priv, const AVPacket *pkt)
@@ -560,11 +589,6 @@ static int nvdec_send_packet(void *priv, const AVPacket *pkt)
         return pkt ? -EAGAIN : -ENODATA;
     if (pkt && queue_full(p))
         return -EAGAIN;
-    if (pkt && drop_leading(p, pkt)) {
-        log_debug("nvdec %p: leading picture pts %lld left out", (void *)p,
-                  (long long)pkt->pts);
-        return 0;
-    }
     int ret = cuda_push(p->ctx);
     if (ret < 0)
         return ret;
@@ -572,14 +596,14 @@ static int nvdec_send_packet(void *priv, const AVPacket *pkt)
         p->draining = 1;
         ret = parse(p, NULL, 0, AV_NOPTS_VALUE, CUVID_PKT_ENDOFSTREAM);
     } else if (!p->bsf) {
-        ret = parse(p, pkt->data, pkt->size, pkt->pts, CUVID_PKT_ENDOFPICTURE);
+        ret = send_picture(p, pkt->data, pkt->size, pkt->pts);
     } else {
         AVPacket *bp = av_packet_alloc();
         int averr = bp ? av_packet_ref(bp, pkt) : AVERROR(ENOMEM);
         if (averr >= 0)
             averr = av_bsf_send_packet(p->bsf, bp);
         while (averr >= 0 && ret >= 0 && (averr = av_bsf_receive_packet(p->bsf, bp)) >= 0) {
-            ret = parse(p, bp->data, bp->size, bp->pts, CUVID_PKT_ENDOFPICTURE);
+            ret = send_picture(p, bp->data, bp->size, bp->pts);
             av_packet_unref(bp);
         }
         if (ret >= 0 && averr < 0 && averr != AVERROR(EAGAIN))
