@@ -22,7 +22,6 @@
 
 struct slot {
     struct decoder *d; /* NULL: free slot */
-    int gpu;           /* index into opts.gpus of this slot's GPU decoders */
     int busy;
     const struct media *media; /* what the lease is for (compared, not dereferenced) */
     int target;                /* frame the lease is for */
@@ -56,8 +55,6 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
         free(p);
         return -ENOMEM;
     }
-    for (int i = 0; i < p->opts.size; i++)
-        p->slots[i].gpu = i % p->opts.ngpus;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->released, NULL);
     *out = p;
@@ -72,8 +69,6 @@ void pool_spread(struct pool *p, const int *gpus, int n)
     memcpy(p->opts.gpus, gpus, (size_t)n * sizeof(*gpus));
     p->opts.ngpus = n;
     p->opts.decode.gpu = gpus[0];
-    for (int i = 0; i < p->opts.size; i++)
-        p->slots[i].gpu = i % n;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -147,6 +142,12 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
     return best >= 0 ? best : lru;
 }
 
+/* Index into opts.gpus of the GPU slot s decodes on. */
+static int slot_gpu(const struct pool *p, const struct slot *s)
+{
+    return (int)(s - p->slots) % p->opts.ngpus;
+}
+
 static void count_frames(struct pool *p, struct slot *s)
 {
     unsigned long now = s->d->frames_decoded;
@@ -154,7 +155,7 @@ static void count_frames(struct pool *p, struct slot *s)
     s->counted = now;
     if (strcmp(s->d->backend->name, "cpu")) {
         p->st.frames_gpu += delta;
-        p->st.frames_by_gpu[s->gpu] += delta;
+        p->st.frames_by_gpu[slot_gpu(p, s)] += delta;
     } else
         p->st.frames_cpu += delta;
 }
@@ -168,7 +169,7 @@ static int prepare(struct pool *p, struct slot *s, const struct decode_backend *
         return 0;
     s->counted = 0;
     struct decode_opts o = p->opts.decode;
-    o.gpu = p->opts.gpus[s->gpu];
+    o.gpu = p->opts.gpus[slot_gpu(p, s)];
     return decoder_new(be, &o, &s->d);
 }
 
@@ -241,6 +242,8 @@ void pool_stats(struct pool *p, struct pool_stats *st)
 {
     pthread_mutex_lock(&p->lock);
     *st = p->st;
+    memcpy(st->gpus, p->opts.gpus, sizeof(st->gpus));
+    st->ngpus = p->opts.ngpus;
     st->busy = st->idle = 0;
     for (int i = 0; i < p->opts.size; i++) {
         if (!p->slots[i].d)

@@ -46,7 +46,8 @@ void pool_count_fallback(struct pool *p);
 
 struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
-    uint64_t frames_by_gpu[POOL_MAX_GPUS]; /* frames_gpu split as opts.gpus */
+    uint64_t frames_by_gpu[POOL_MAX_GPUS]; /* frames_gpu, per GPU gpus[i] */
+    int gpus[POOL_MAX_GPUS], ngpus;
     int busy, idle;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);

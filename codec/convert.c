@@ -38,23 +38,27 @@ void convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int
         *h = 2;
 }
 
+/* The first converter that accepts src, or NULL. */
+static const struct converter *converter_for(const AVFrame *src)
+{
+    for (size_t i = 0; i < sizeof(converters) / sizeof(converters[0]); i++)
+        if (converters[i]->accepts(src))
+            return converters[i];
+    return NULL;
+}
+
 int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *dst, size_t size)
 {
     if (!format_is_raw(req->format) ||
         size != format_frame_size(req->format, req->width, req->height))
         return -EINVAL;
-    for (size_t i = 0; i < sizeof(converters) / sizeof(converters[0]); i++)
-        if (converters[i]->accepts(src))
-            return converters[i]->run(src, req, dst);
-    return -EINVAL;
+    const struct converter *c = converter_for(src);
+    return c ? c->run(src, req, dst) : -EINVAL;
 }
 
 int convert_to_host(const AVFrame *src, AVFrame **out)
 {
-    const struct converter *c = NULL;
-    for (size_t i = 0; i < sizeof(converters) / sizeof(converters[0]) && !c; i++)
-        if (converters[i]->accepts(src))
-            c = converters[i];
+    const struct converter *c = converter_for(src);
     AVFrame *f = c && c->download ? av_frame_alloc() : av_frame_clone(src);
     if (!f)
         return -ENOMEM;

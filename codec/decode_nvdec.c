@@ -576,9 +576,8 @@ static int drop_leading(struct nvdec_priv *p, const uint8_t *data, int size, int
 /* One picture's Annex B data to the parser. */
 static int send_picture(struct nvdec_priv *p, const uint8_t *data, int size, int64_t pts)
 {
-    if (p->lead_first || p->lead_pts != AV_NOPTS_VALUE)
-        if (drop_leading(p, data, size, pts))
-            return 0;
+    if (drop_leading(p, data, size, pts))
+        return 0;
     return parse(p, data, size, pts, CUVID_PKT_ENDOFPICTURE);
 }
 

@@ -69,8 +69,6 @@ struct vidfs {
     struct size_slot sizes[SIZE_SLOTS];
     uint64_t tick;
     uint64_t bytes_served, files_opened;
-    int gpus[POOL_MAX_GPUS]; /* the `gpus` setting; "all" is counted at init */
-    int ngpus;
 };
 
 struct handle {
@@ -868,9 +866,9 @@ static char *stats_json(struct vidfs *fs)
     add_u64(x, "gpu_fallbacks", ps.gpu_fallbacks);
     json_object *g = json_object_new_object();
     json_object_object_add(x, "nvdec_by_gpu", g);
-    for (int i = 0; i < fs->ngpus; i++) {
+    for (int i = 0; i < ps.ngpus; i++) {
         char key[16];
-        snprintf(key, sizeof(key), "%d", fs->gpus[i]);
+        snprintf(key, sizeof(key), "%d", ps.gpus[i]);
         add_u64(g, key, ps.frames_by_gpu[i]);
     }
     json_object_object_add(o, "readahead", x = json_object_new_object());
@@ -897,52 +895,6 @@ static char *stats_json(struct vidfs *fs)
 
 /* ---- lifetime ---- */
 
-#if VIDFS_HAVE_NVDEC
-/* `gpus` against the GPUs there are: "all" becomes their list, ordinals past the last one
- * are dropped with a warning. In the daemon, after any fork: CUDA does not survive one. */
-static void init_gpus(struct vidfs *fs)
-{
-    int count = cuda_device_count(), n = 0;
-    if (count <= 0)
-        return;
-    if (!fs->ngpus)
-        for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
-            fs->gpus[fs->ngpus++] = i;
-    for (int i = 0; i < fs->ngpus; i++) {
-        if (fs->gpus[i] < count)
-            fs->gpus[n++] = fs->gpus[i];
-        else
-            log_warn("gpus: there is no GPU %d (%d found); not using it", fs->gpus[i], count);
-    }
-    if (!n)
-        fs->gpus[n++] = 0;
-    fs->ngpus = n;
-    pool_spread(fs->pool, fs->gpus, fs->ngpus);
-    log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
-}
-#endif
-
-static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
-{
-    /* Frame files are whole reads of up to a few MiB: ask the kernel for 1 MiB requests. */
-    conn->max_read = 1 << 20;
-    conn->max_write = 1 << 20;
-    conn->max_readahead = 1 << 20;
-    cfg->use_ino = 0;
-    /* png/jpg and segments get their exact size once produced: no stale attributes. */
-    cfg->attr_timeout = 0;
-    cfg->entry_timeout = 1;
-    cfg->negative_timeout = 0;
-    struct vidfs *fs = fuse_get_context()->private_data;
-#if VIDFS_HAVE_NVDEC
-    if (strcmp(fs->cfg.backend, "cpu"))
-        init_gpus(fs);
-#endif
-    if (!fs->ngpus)
-        fs->gpus[fs->ngpus++] = 0;
-    return fs;
-}
-
 /* The `gpus` setting: "all", or CUDA ordinals separated by commas. */
 static int parse_gpus(const char *s, struct pool_opts *po)
 {
@@ -965,6 +917,50 @@ static int parse_gpus(const char *s, struct pool_opts *po)
         return -EINVAL;
     }
     return 0;
+}
+
+#if VIDFS_HAVE_NVDEC
+/* `gpus` against the GPUs there are: "all" becomes their list, ordinals past the last one
+ * are dropped with a warning. In the daemon, after any fork: CUDA does not survive one. */
+static void init_gpus(struct vidfs *fs)
+{
+    int count = cuda_device_count(), n = 0;
+    struct pool_opts po;
+    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0)
+        return;
+    if (!po.ngpus) /* "all" */
+        for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
+            po.gpus[n++] = i;
+    for (int i = 0; i < po.ngpus; i++) {
+        if (po.gpus[i] < count)
+            po.gpus[n++] = po.gpus[i];
+        else
+            log_warn("gpus: there is no GPU %d (%d found); not using it", po.gpus[i], count);
+    }
+    if (!n)
+        po.gpus[n++] = 0;
+    pool_spread(fs->pool, po.gpus, n);
+    log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
+}
+#endif
+
+static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* Frame files are whole reads of up to a few MiB: ask the kernel for 1 MiB requests. */
+    conn->max_read = 1 << 20;
+    conn->max_write = 1 << 20;
+    conn->max_readahead = 1 << 20;
+    cfg->use_ino = 0;
+    /* png/jpg and segments get their exact size once produced: no stale attributes. */
+    cfg->attr_timeout = 0;
+    cfg->entry_timeout = 1;
+    cfg->negative_timeout = 0;
+    struct vidfs *fs = fuse_get_context()->private_data;
+#if VIDFS_HAVE_NVDEC
+    if (strcmp(fs->cfg.backend, "cpu"))
+        init_gpus(fs);
+#endif
+    return fs;
 }
 
 int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
@@ -1003,8 +999,6 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
     if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0)
         goto fail;
     po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
-    memcpy(fs->gpus, po.gpus, sizeof(fs->gpus));
-    fs->ngpus = po.ngpus;
     /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
      * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
     struct reader_opts ro = {.readahead = (int)fs->cfg.readahead,
