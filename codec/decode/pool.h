@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "../codec/decode.h"
+#include "decode.h"
 
 struct media;
 struct decoder;
