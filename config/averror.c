@@ -1,9 +1,11 @@
 /* The one place FFmpeg's error codes become errno values. */
-#include "decode.h"
+#include "averror.h"
 
 #include <errno.h>
 
-int decode_averror(int averror)
+#include <libavutil/error.h>
+
+int averror_errno(int averror)
 {
     switch (averror) {
     case AVERROR(ENOMEM):

@@ -8,13 +8,13 @@
 #if VIDFS_HAVE_NVDEC
 #include "cuda.h"
 #endif
-#include "image.h"
 #include "index.h"
 #include "log.h"
 #include "media.h"
 #include "meta.h"
 #include "pool.h"
 #include "reader.h"
+#include "render.h"
 #include "segment.h"
 #include "store.h"
 #include "vpath.h"
@@ -575,16 +575,13 @@ static int set_text(struct handle *h, char *text)
 /* png/jpg: decoded and encoded at open, so that read serves bytes and stat gets exact. */
 static int open_image(struct vidfs *fs, struct handle *h)
 {
-    AVFrame *f;
-    int ret = reader_get(fs->reader, h->m, h->vp.first, &f);
-    if (ret < 0)
-        return ret;
+    struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
     uint8_t *out;
     size_t size;
-    ret = image_encode(f, h->vp.format, h->w, h->h, (int)fs->cfg.jpeg_quality, &out, &size);
-    av_frame_free(&f);
+    int ret = render_image(fs->reader, h->m, h->vp.first, &req, (int)fs->cfg.jpeg_quality, &out,
+                           &size);
     if (ret < 0)
-        return ret == -ENOMEM ? ret : -EIO;
+        return ret;
     h->buf = (char *)out;
     h->len = size;
     size_put(fs, h->m->id, h->vp.first, h->w, h->h, h->vp.format, size);
@@ -675,23 +672,15 @@ static int render(struct vidfs *fs, struct handle *h, int k)
 {
     if (h->cur == k)
         return 0;
-    AVFrame *f;
     /* A batch ends at its last frame; a single frame file may be followed by the next. */
     int end = h->kind == VPATH_BATCH ? h->vp.last : INT_MAX;
-    int ret = reader_get_until(fs->reader, h->m, h->vp.first + k * h->vp.step, end, &f);
-    if (ret < 0)
-        return ret;
     struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
-    ret = convert_frame(f, &req, h->frame_buf, h->frame_size);
-    av_frame_free(&f);
-    if (ret < 0) {
-        log_error("%s: frame %d: conversion to %s failed", h->m->path,
-                  h->vp.first + k * h->vp.step, format_ext(h->vp.format));
-        h->cur = -1;
-        return -EIO;
-    }
-    h->cur = k;
-    return 0;
+    h->cur = -1;
+    int ret = render_frame(fs->reader, h->m, h->vp.first + k * h->vp.step, end, &req,
+                           h->frame_buf, h->frame_size);
+    if (ret == 0)
+        h->cur = k;
+    return ret;
 }
 
 static int read_frames(struct vidfs *fs, struct handle *h, char *buf, size_t size, off_t off)

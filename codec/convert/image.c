@@ -2,7 +2,7 @@
  * the .rgb file's, and GPU frames work too), then through the png or mjpeg encoder. */
 #include "image.h"
 #include "convert.h"
-#include "decode.h"
+#include "averror.h"
 #include "log.h"
 
 #include <errno.h>
@@ -84,7 +84,7 @@ static int encode(AVCodecContext *ctx, const AVFrame *in, uint8_t **out, size_t 
         }
     }
     av_packet_free(&pkt);
-    return ret < 0 ? decode_averror(ret) : 0;
+    return ret < 0 ? averror_errno(ret) : 0;
 }
 
 int image_encode(const AVFrame *f, enum format format, int w, int h, int jpeg_q, uint8_t **out,
@@ -117,7 +117,7 @@ int image_encode(const AVFrame *f, enum format format, int w, int h, int jpeg_q,
     ret = avcodec_open2(ctx, codec, NULL);
     if (ret < 0) {
         log_error("image: cannot open the %s encoder: %s", codec->name, av_err2str(ret));
-        ret = decode_averror(ret);
+        ret = averror_errno(ret);
         goto done;
     }
     ret = encode(ctx, in, out, size);

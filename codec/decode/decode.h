@@ -45,7 +45,4 @@ extern const struct decode_backend decode_cpu;
 extern const struct decode_backend decode_nvdec;
 #endif
 
-/* Maps an FFmpeg error to a negative errno (EIO by default). */
-int decode_averror(int averror);
-
 #endif

@@ -1,6 +1,7 @@
 /* CPU decode backend: libavcodec with frame and slice threads. Its frames are host
  * frames in the decoder's own pixel format; convert.c makes the output layouts. */
 #include "decode.h"
+#include "averror.h"
 #include "log.h"
 
 #include <errno.h>
@@ -47,7 +48,7 @@ static int cpu_open(void *priv, const AVCodecParameters *par, const struct decod
 fail:
     log_error("cpu decoder: cannot open %s: %s", codec->name, av_err2str(ret));
     avcodec_free_context(&p->ctx);
-    return decode_averror(ret);
+    return averror_errno(ret);
 }
 
 /* A libavcodec context holds the stream's extradata from open on, so another stream needs
@@ -63,7 +64,7 @@ static int cpu_send_packet(void *priv, const AVPacket *pkt)
 {
     struct cpu_priv *p = priv;
     int ret = avcodec_send_packet(p->ctx, pkt);
-    return ret < 0 ? decode_averror(ret) : 0;
+    return ret < 0 ? averror_errno(ret) : 0;
 }
 
 static int cpu_receive_frame(void *priv, AVFrame *frame)
@@ -71,7 +72,7 @@ static int cpu_receive_frame(void *priv, AVFrame *frame)
     struct cpu_priv *p = priv;
     int ret = avcodec_receive_frame(p->ctx, frame);
     if (ret < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     frame->pts = frame->best_effort_timestamp;
     return 0;
 }

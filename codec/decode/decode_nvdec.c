@@ -14,8 +14,9 @@
  * Callbacks return 0/1 to the parser, so their errors are stored and reported after
  * cuvidParseVideoData returns. Pictures carry the packet pts through the parser's
  * timestamps: frame->pts is the source pts, which the layer above identifies frames by. */
-#include "cuda.h"
 #include "decode.h"
+#include "averror.h"
+#include "cuda.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -443,7 +444,7 @@ static int create_bsf(struct nvdec_priv *p)
     if (ret < 0) {
         log_error("nvdec: %s: %s", name, av_err2str(ret));
         av_bsf_free(&p->bsf);
-        return decode_averror(ret);
+        return averror_errno(ret);
     }
     return 0;
 }
@@ -479,7 +480,7 @@ static int nvdec_open(void *priv, const AVCodecParameters *par, const struct dec
     if (!(p->par = avcodec_parameters_alloc()))
         return -ENOMEM;
     if ((ret = avcodec_parameters_copy(p->par, par)) < 0) {
-        ret = decode_averror(ret);
+        ret = averror_errno(ret);
         goto fail;
     }
     if ((ret = create_bsf(p)) < 0)
@@ -515,7 +516,7 @@ static int nvdec_reconfigure(void *priv, const AVCodecParameters *par)
         return -EINVAL;
     int ret = avcodec_parameters_copy(p->par, par);
     if (ret < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     if ((ret = create_bsf(p)) < 0)
         return ret;
     if ((ret = cuda_push(p->ctx)) < 0)
@@ -606,7 +607,7 @@ static int nvdec_send_packet(void *priv, const AVPacket *pkt)
             av_packet_unref(bp);
         }
         if (ret >= 0 && averr < 0 && averr != AVERROR(EAGAIN))
-            ret = decode_averror(averr);
+            ret = averror_errno(averr);
         av_packet_free(&bp);
     }
     cuda_pop();

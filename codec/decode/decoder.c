@@ -4,6 +4,8 @@
  * display frames whose own start packet is at or after S (an open GOP's leading pictures
  * need the GOP before): other frames are dropped, never served or cached. */
 #include "decoder.h"
+#include "averror.h"
+#include "frame_cache.h"
 #include "index.h"
 #include "log.h"
 #include "media.h"
@@ -124,7 +126,7 @@ static int read_packet(struct decoder *d)
         av_packet_unref(d->pkt);
         int ret = av_read_frame(d->fmt, d->pkt);
         if (ret < 0)
-            return ret == AVERROR_EOF ? -ENODATA : decode_averror(ret);
+            return ret == AVERROR_EOF ? -ENODATA : averror_errno(ret);
         if (d->pkt->stream_index == d->media->stream)
             return 0;
     }
@@ -275,7 +277,7 @@ static int earlier_start(const struct index *ix, int packet)
 
 /* Decodes on until frame n comes out: 0 with out set, 1 when the run is tainted and must
  * start earlier, negative errno on failure. */
-static int run_to(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, void *opaque)
+static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
 {
     const struct index *ix = d->media->index;
     struct run *run = &impl(d)->run;
@@ -311,8 +313,8 @@ static int run_to(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, v
         }
         d->last_frame = idx;
         int valid = index_start_packet(ix, idx) >= run->start && !run->tainted;
-        if (valid && cb)
-            cb(opaque, d->media, idx, f);
+        if (valid && keep)
+            frame_cache_put(keep, d->media->id, idx, f);
         if (idx >= n) {
             ret = idx > n ? -EIO : run->tainted ? 1 : valid ? av_frame_ref(out, f) : -EIO;
             av_frame_unref(f);
@@ -325,10 +327,10 @@ static int run_to(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, v
 }
 
 /* Runs to frame n, starting one GOP earlier each time the run turns out tainted. */
-static int run_from(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, void *opaque)
+static int run_from(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
 {
     int ret;
-    while ((ret = run_to(d, n, out, cb, opaque)) == 1) {
+    while ((ret = run_to(d, n, out, keep)) == 1) {
         int start = earlier_start(d->media->index, impl(d)->run.start);
         if (start < 0 || (ret = seek_to(d, start)) < 0)
             return start < 0 ? -EIO : ret;
@@ -336,24 +338,30 @@ static int run_from(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb,
     return ret;
 }
 
-static int seek_and_run(struct decoder *d, int packet, int n, AVFrame *out, decoder_frame_cb cb,
-                        void *opaque)
+static int seek_and_run(struct decoder *d, int packet, int n, AVFrame *out,
+                        struct frame_cache *keep)
 {
     int ret = seek_to(d, packet);
-    return ret < 0 ? ret : run_from(d, n, out, cb, opaque);
+    return ret < 0 ? ret : run_from(d, n, out, keep);
 }
 
-int decoder_get(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, void *opaque)
+int decoder_reaches(const struct media *m, int t, int n)
+{
+    const struct index *ix = m->index;
+    return t < n && n < ix->nb_frames && index_start_packet(ix, n) <= ix->frames[t].packet;
+}
+
+int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
 {
     const struct index *ix = d->media->index;
     if (n < 0 || n >= ix->nb_frames)
         return -ENOENT;
     int continued = decoder_can_continue(d, n);
-    int ret = continued ? run_from(d, n, out, cb, opaque)
-                        : seek_and_run(d, index_start_packet(ix, n), n, out, cb, opaque);
+    int ret = continued ? run_from(d, n, out, keep)
+                        : seek_and_run(d, index_start_packet(ix, n), n, out, keep);
     /* Continuing can miss a frame the run skipped (non-reference pictures while far from
      * an earlier target) or one that drained away: a seek gets it. */
     if (ret == -EIO && continued)
-        ret = seek_and_run(d, index_start_packet(ix, n), n, out, cb, opaque);
+        ret = seek_and_run(d, index_start_packet(ix, n), n, out, keep);
     return ret;
 }

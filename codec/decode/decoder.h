@@ -9,6 +9,7 @@
 #include <libavformat/avformat.h>
 
 struct media;
+struct frame_cache;
 
 struct decoder {
     const struct decode_backend *backend;
@@ -25,10 +26,6 @@ struct decoder {
     unsigned long frames_decoded, seeks;
 };
 
-/* Called for each frame the decoder outputs on its way to the target (display index,
- * frame): the frame cache keeps them. The callee refs what it keeps. */
-typedef void (*decoder_frame_cb)(void *opaque, const struct media *m, int n, const AVFrame *f);
-
 int decoder_new(const struct decode_backend *backend, const struct decode_opts *opts,
                 struct decoder **out);
 void decoder_free(struct decoder **d);
@@ -38,12 +35,16 @@ void decoder_free(struct decoder **d);
 int decoder_attach(struct decoder *d, struct media *m);
 
 /* Decodes display frame n of the attached media into out (a new reference). Every frame
- * output on the way is passed to cb (may be NULL). -EIO when the frame cannot be
+ * output on the way is put in keep (may be NULL). -EIO when the frame cannot be
  * decoded, -ENOENT past the end. */
-int decoder_get(struct decoder *d, int n, AVFrame *out, decoder_frame_cb cb, void *opaque);
+int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep);
 
 /* 1 when frame n of the attached media comes by decoding on, without a seek. */
 int decoder_can_continue(const struct decoder *d, int n);
+
+/* 1 when a decoder that outputs frame t of m can go on to frame n without seeking (the
+ * pool lets a request wait for a busy decoder on its way there). */
+int decoder_reaches(const struct media *m, int t, int n);
 
 /* Cost estimate of reaching frame n from the current position, in frames to decode
  * (0 = the next frame); used by the pool to pick the best-placed decoder. */

@@ -11,7 +11,6 @@
 #include "pool.h"
 #include "decoder.h"
 #include "log.h"
-#include "index.h"
 #include "media.h"
 
 #include <errno.h>
@@ -103,13 +102,6 @@ const char *pool_backend_for(struct pool *p, const struct media *m)
     return backend_for(p, m)->name;
 }
 
-/* 1 when a decoder that outputs frame t of m can go on to frame n without seeking. */
-static int continues_to(const struct media *m, int t, int n)
-{
-    const struct index *ix = m->index;
-    return t < n && n < ix->nb_frames && index_start_packet(ix, n) <= ix->frames[t].packet;
-}
-
 /* Chooses a slot following the order at the top of the file; -1 to wait. */
 static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be)
 {
@@ -118,7 +110,7 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
         struct slot *s = &p->slots[i];
         /* Busy first: a slot whose decoder is being created has no decoder yet. */
         if (s->busy) {
-            behind |= s->media == m && continues_to(m, s->target, n);
+            behind |= s->media == m && decoder_reaches(m, s->target, n);
             continue;
         }
         if (!s->d) {

@@ -45,12 +45,6 @@ struct reader {
     struct reader_stats st;
 };
 
-static void cache_cb(void *opaque, const struct media *m, int n, const AVFrame *f)
-{
-    struct reader *r = opaque;
-    frame_cache_put(r->cache, m->id, n, f);
-}
-
 /* Decodes frame n through a leased decoder; frames on the way go to the cache. A frame a
  * GPU decoder fails to give is asked of a CPU decoder: the bytes are the same by the
  * codec's specification, so a reader gets the frame instead of EIO. */
@@ -60,7 +54,7 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
     int ret = pool_acquire(r->pool, m, n, 0, &d);
     if (ret < 0)
         return ret;
-    ret = decoder_get(d, n, out, cache_cb, r);
+    ret = decoder_get(d, n, out, r->cache);
     int gpu = d->backend != &decode_cpu;
     pool_release(r->pool, d);
     if (ret != -EIO || !gpu)
@@ -69,7 +63,7 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
     pool_count_fallback(r->pool);
     if ((ret = pool_acquire(r->pool, m, n, 1, &d)) < 0)
         return ret;
-    ret = decoder_get(d, n, out, cache_cb, r);
+    ret = decoder_get(d, n, out, r->cache);
     pool_release(r->pool, d);
     return ret;
 }

@@ -2,12 +2,13 @@
  * of presentation timestamps of the packets the demuxer does not mark as discarded (an
  * edit list's lead-in), which is the order in which libavcodec outputs their frames. */
 #include "index.h"
-#include "decode.h"
 #include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libavcodec/avcodec.h>
 
 #define INDEX_MAGIC "VIDFSIX3"
 

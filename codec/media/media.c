@@ -1,7 +1,7 @@
 /* Media: probe a source once, pick its video stream, and get its index from the disk
  * store or by a packet scan. Everything here is read-only after media_open returns. */
 #include "media.h"
-#include "decode.h"
+#include "averror.h"
 #include "index.h"
 #include "log.h"
 #include "meta.h"
@@ -216,7 +216,7 @@ int media_open_demuxer(const struct media *m, AVFormatContext **out)
     int ret = open_input(m->path, &fmt, 0);
     if (ret < 0) {
         log_error("%s: cannot reopen: %s", m->path, av_err2str(ret));
-        return decode_averror(ret);
+        return averror_errno(ret);
     }
     if ((unsigned)m->stream >= fmt->nb_streams) {
         log_error("%s: stream %d vanished (source changed?)", m->path, m->stream);

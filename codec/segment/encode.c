@@ -7,7 +7,7 @@
  * to the CPU encoder instead of paying the failed probe again. */
 #include "encode.h"
 #include "config.h"
-#include "decode.h"
+#include "averror.h"
 #include "log.h"
 
 #include <errno.h>
@@ -342,7 +342,7 @@ static int open_with(struct encoder *e, const struct encode_backend *b,
         log_debug("segments: cannot open %s for %dx%d %s: %s", name, ctx->width, ctx->height,
                   av_get_pix_fmt_name(fmt), av_err2str(ret));
         avcodec_free_context(&ctx);
-        ret = decode_averror(ret);
+        ret = averror_errno(ret);
         return ret == -ENOMEM ? ret : ret == -ENOTSUP ? ret : -EIO;
     }
     e->ctx = ctx;
@@ -442,7 +442,7 @@ int encode_send(struct encoder *e, const AVFrame *frame)
 {
     if (!frame) {
         int ret = avcodec_send_frame(e->ctx, NULL);
-        return ret == AVERROR_EOF ? 0 : ret < 0 ? decode_averror(ret) : 0;
+        return ret == AVERROR_EOF ? 0 : ret < 0 ? averror_errno(ret) : 0;
     }
     AVFrame *f;
     int ret;
@@ -459,13 +459,13 @@ int encode_send(struct encoder *e, const AVFrame *frame)
     f->pict_type = AV_PICTURE_TYPE_NONE;
     ret = avcodec_send_frame(e->ctx, f);
     av_frame_free(&f);
-    return ret < 0 ? decode_averror(ret) : 0;
+    return ret < 0 ? averror_errno(ret) : 0;
 }
 
 int encode_receive(struct encoder *e, AVPacket *pkt)
 {
     int ret = avcodec_receive_packet(e->ctx, pkt);
-    return ret < 0 ? decode_averror(ret) : 0;
+    return ret < 0 ? averror_errno(ret) : 0;
 }
 
 void encode_free(struct encoder **ep)

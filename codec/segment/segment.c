@@ -13,7 +13,7 @@
 #include "segment.h"
 #include "config.h"
 #include "convert.h"
-#include "decode.h"
+#include "averror.h"
 #include "encode.h"
 #include "index.h"
 #include "log.h"
@@ -280,11 +280,11 @@ static int output_open(struct output *o, const struct container *c, const char *
     o->c = c;
     int ret = avformat_alloc_output_context2(&o->oc, NULL, c->format, path);
     if (ret < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     /* The mp4 muxer reopens the file by name for faststart, so write by name too. */
     ret = avio_open(&o->oc->pb, path, AVIO_FLAG_WRITE);
     if (ret < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     o->video = avformat_new_stream(o->oc, NULL);
     return o->video ? 0 : -ENOMEM;
 }
@@ -298,7 +298,7 @@ static int output_header(struct output *o)
     av_dict_free(&opts);
     if (ret < 0) {
         log_error("segments: cannot write a %s header: %s", o->c->format, av_err2str(ret));
-        return decode_averror(ret);
+        return averror_errno(ret);
     }
     o->header_written = 1;
     return 0;
@@ -309,7 +309,7 @@ static int output_close(struct output *o, int ok)
     int ret = 0;
     if (ok && o->header_written && (ret = av_write_trailer(o->oc)) < 0) {
         log_error("segments: cannot finish the %s file: %s", o->c->format, av_err2str(ret));
-        ret = decode_averror(ret);
+        ret = averror_errno(ret);
     }
     if (o->oc) {
         avio_closep(&o->oc->pb);
@@ -382,10 +382,10 @@ static int audio_open_aac(struct audio *a, int global_header)
         return -ENOMEM;
     int ret = avcodec_parameters_to_context(a->dec, par);
     if (ret < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     a->dec->pkt_timebase = a->ist->time_base;
     if ((ret = avcodec_open2(a->dec, dc, NULL)) < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     int rate = a->dec->sample_rate, rate_ok = 0;
     for (const int *r = ec->supported_samplerates; r && *r; r++)
         rate_ok |= *r == rate;
@@ -413,7 +413,7 @@ static int audio_open_aac(struct audio *a, int global_header)
     if (!rate_ok || !layout)
         return -ENOTSUP;
     if ((ret = av_channel_layout_copy(&a->enc->ch_layout, layout)) < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     a->enc->sample_rate = rate;
     a->enc->sample_fmt = AV_SAMPLE_FMT_FLTP;
     a->enc->time_base = (AVRational){1, rate};
@@ -421,7 +421,7 @@ static int audio_open_aac(struct audio *a, int global_header)
     if (global_header)
         a->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if ((ret = avcodec_open2(a->enc, ec, NULL)) < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     a->fifo = av_audio_fifo_alloc(AV_SAMPLE_FMT_FLTP, layout->nb_channels, 4096);
     if (!a->fifo)
         return -ENOMEM;
@@ -494,7 +494,7 @@ static int audio_write(struct audio *a, struct output *o, AVPacket *pkt, AVRatio
     pkt->pos = -1;
     av_packet_rescale_ts(pkt, tb, a->ost->time_base);
     int ret = av_interleaved_write_frame(o->oc, pkt);
-    return ret < 0 ? decode_averror(ret) : 0;
+    return ret < 0 ? averror_errno(ret) : 0;
 }
 
 static int audio_drain_encoder(struct audio *a, struct output *o)
@@ -503,7 +503,7 @@ static int audio_drain_encoder(struct audio *a, struct output *o)
     while ((ret = avcodec_receive_packet(a->enc, a->pkt)) >= 0)
         if ((ret = audio_write(a, o, a->pkt, a->enc->time_base)) < 0)
             return ret;
-    return ret == AVERROR(EAGAIN) || ret == AVERROR_EOF ? 0 : decode_averror(ret);
+    return ret == AVERROR(EAGAIN) || ret == AVERROR_EOF ? 0 : averror_errno(ret);
 }
 
 /* Encodes what the FIFO holds in whole encoder frames (all of it when flushing). */
@@ -528,7 +528,7 @@ static int audio_encode_fifo(struct audio *a, struct output *o, int flush)
         }
         av_frame_free(&f);
         if (ret < 0)
-            return ret == -ENOMEM ? ret : decode_averror(ret);
+            return ret == -ENOMEM ? ret : averror_errno(ret);
         if ((ret = audio_drain_encoder(a, o)) < 0)
             return ret;
     }
@@ -694,7 +694,7 @@ static int read_video(AVFormatContext *in, int stream, AVPacket *pkt)
         av_packet_unref(pkt);
         int ret = av_read_frame(in, pkt);
         if (ret < 0)
-            return ret == AVERROR_EOF ? -ENODATA : decode_averror(ret);
+            return ret == AVERROR_EOF ? -ENODATA : averror_errno(ret);
         if (pkt->stream_index == stream)
             return 0;
     }
@@ -834,7 +834,7 @@ static int annexb_open(const struct media *m, const struct container *c, struct 
         ab->prefix = ab->bsf->par_out->extradata;
         ab->prefix_size = ab->bsf->par_out->extradata_size;
     }
-    return ret < 0 ? decode_averror(ret) : 0;
+    return ret < 0 ? averror_errno(ret) : 0;
 }
 
 static int annexb_put(struct annexb *ab, AVFormatContext *oc, AVPacket *pkt)
@@ -898,7 +898,7 @@ static int write_copy(struct segmenter *sg, struct media *m, const struct range 
     if ((ret = output_open(&o, c, path)) < 0)
         goto fail;
     if ((ret = avcodec_parameters_copy(o.video->codecpar, m->par)) < 0) {
-        ret = decode_averror(ret);
+        ret = averror_errno(ret);
         goto fail;
     }
     o.video->codecpar->codec_tag = 0;
@@ -932,7 +932,7 @@ static int write_copy(struct segmenter *sg, struct media *m, const struct range 
             av_packet_rescale_ts(pkt, m->time_base, o.video->time_base);
             if ((ret = annexb_write(&ab, o.oc, pkt)) < 0) {
                 log_error("%s: writing a copy segment: %s", m->path, av_err2str(ret));
-                ret = decode_averror(ret);
+                ret = averror_errno(ret);
                 goto fail;
             }
             int64_t lead = (int64_t)(AUDIO_LEAD_S / av_q2d(m->time_base));
@@ -1015,7 +1015,7 @@ static int open_encoder(struct transcode *t, const AVFrame *f)
         return ret;
     AVStream *st = t->o.video;
     if ((ret = avcodec_parameters_from_context(st->codecpar, t->enc->ctx)) < 0)
-        return decode_averror(ret);
+        return averror_errno(ret);
     st->time_base = m->time_base;
     st->avg_frame_rate = fps;
     AVFormatContext *src = NULL;
@@ -1047,7 +1047,7 @@ static int drain(struct transcode *t)
         av_packet_rescale_ts(t->pkt, ctx->time_base, t->o.video->time_base);
         if ((ret = av_interleaved_write_frame(t->o.oc, t->pkt)) < 0) {
             log_error("%s: writing a segment: %s", t->m->path, av_err2str(ret));
-            return decode_averror(ret);
+            return averror_errno(ret);
         }
         int64_t lead = (int64_t)(AUDIO_LEAD_S / av_q2d(t->m->time_base));
         if ((ret = audio_pump(t->a, &t->o, t->m, at + t->r->t0 + lead)) < 0)

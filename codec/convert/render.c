@@ -1,0 +1,36 @@
+/* Frame files: the reader gives a decoded frame, a converter or an image encoder makes the
+ * file's bytes. */
+#include "render.h"
+#include "format.h"
+#include "image.h"
+#include "log.h"
+#include "media.h"
+#include "reader.h"
+
+#include <errno.h>
+
+int render_frame(struct reader *r, struct media *m, int n, int end, const struct convert_req *req,
+                 uint8_t *dst, size_t size)
+{
+    AVFrame *f;
+    int ret = reader_get_until(r, m, n, end, &f);
+    if (ret < 0) return ret;
+    ret = convert_frame(f, req, dst, size);
+    av_frame_free(&f);
+    if (ret < 0) {
+        log_error("%s: frame %d: conversion to %s failed", m->path, n, format_ext(req->format));
+        return -EIO;
+    }
+    return 0;
+}
+
+int render_image(struct reader *r, struct media *m, int n, const struct convert_req *req,
+                 int jpeg_q, uint8_t **out, size_t *size)
+{
+    AVFrame *f;
+    int ret = reader_get(r, m, n, &f);
+    if (ret < 0) return ret;
+    ret = image_encode(f, req->format, req->width, req->height, jpeg_q, out, size);
+    av_frame_free(&f);
+    return ret < 0 && ret != -ENOMEM ? -EIO : ret;
+}
