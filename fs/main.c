@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "vidfs.h"
 
 #include <errno.h>
 #include <execinfo.h>

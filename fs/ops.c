@@ -4,19 +4,13 @@
  * against the source's stat on every lookup, so a changed file is re-indexed. */
 #include "ops.h"
 #include "convert.h"
-#include "frame_cache.h"
-#if VIDFS_HAVE_NVDEC
-#include "cuda.h"
-#endif
-#include "index.h"
-#include "log.h"
 #include "media.h"
-#include "meta.h"
-#include "pool.h"
-#include "reader.h"
+#include "media_table.h"
 #include "render.h"
 #include "segment.h"
-#include "store.h"
+#include "size_table.h"
+#include "stats.h"
+#include "vidfs.h"
 #include "vpath.h"
 
 #include <dirent.h>
@@ -30,46 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
-#define MEDIA_SLOTS 256
-#define SIZE_SLOTS 4096
 #define SEGMENT_SIZE_GUESS (1 << 20)
-
-struct media_slot {
-    char *key; /* "relpath\nstream" */
-    struct media *m;
-    char *csv;
-    size_t csv_len;
-    int opening;
-    uint64_t used;
-};
-
-/* Sizes of png/jpg files already produced, so stat is exact after the first open. */
-struct size_slot {
-    uint64_t media;
-    int frame, w, h;
-    enum format format;
-    uint64_t size;
-};
-
-struct vidfs {
-    struct config cfg;
-    int src_fd;
-    char *source;
-    enum format list_format;
-    struct store *store;
-    struct pool *pool;
-    struct frame_cache *cache;
-    struct reader *reader;
-    struct segmenter *segmenter;
-    pthread_mutex_t lock; /* media table and size table */
-    pthread_cond_t opened;
-    struct media_slot media[MEDIA_SLOTS];
-    struct size_slot sizes[SIZE_SLOTS];
-    uint64_t tick;
-    uint64_t bytes_served, files_opened;
-};
 
 struct handle {
     enum vpath_kind kind;
@@ -88,170 +43,6 @@ struct handle {
 static struct vidfs *get_fs(void)
 {
     return fuse_get_context()->private_data;
-}
-
-/* ---- media table ---- */
-
-static char *source_path(const struct vidfs *fs, const char *rel, size_t len)
-{
-    size_t n = strlen(fs->source) + len + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%.*s", fs->source, (int)len, rel);
-    return p;
-}
-
-static int same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static void slot_clear(struct media_slot *s)
-{
-    free(s->key);
-    free(s->csv);
-    media_unref(&s->m);
-    *s = (struct media_slot){0};
-}
-
-static struct media_slot *slot_find(struct vidfs *fs, const char *key)
-{
-    for (int i = 0; i < MEDIA_SLOTS; i++)
-        if (fs->media[i].key && !strcmp(fs->media[i].key, key))
-            return &fs->media[i];
-    return NULL;
-}
-
-static struct media_slot *slot_take(struct vidfs *fs, const char *key)
-{
-    struct media_slot *lru = NULL;
-    for (int i = 0; i < MEDIA_SLOTS; i++) {
-        struct media_slot *s = &fs->media[i];
-        if (!s->key)
-            return s->key = strdup(key), s->key ? s : NULL;
-        if (!s->opening && (!lru || s->used < lru->used))
-            lru = s;
-    }
-    if (!lru)
-        return NULL;
-    slot_clear(lru);
-    lru->key = strdup(key);
-    return lru->key ? lru : NULL;
-}
-
-/* The media for the video at rel[0..len) (stream -1: default), a new reference. Only one
- * thread opens a given media; the others wait for it. */
-static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
-                     struct media **out, struct media_slot **slot_out)
-{
-    char *path = source_path(fs, rel, len);
-    char key[PATH_MAX + 16];
-    if (!path)
-        return -ENOMEM;
-    struct stat st;
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        free(path);
-        return -ENOENT;
-    }
-    snprintf(key, sizeof(key), "%.*s\n%d", (int)len, rel, stream);
-    pthread_mutex_lock(&fs->lock);
-    struct media_slot *s;
-    while ((s = slot_find(fs, key)) && s->opening)
-        pthread_cond_wait(&fs->opened, &fs->lock);
-    if (s && !same_file(&s->m->st, &st)) {
-        log_info("%s changed; indexing it again", path);
-        slot_clear(s);
-        s = NULL;
-    }
-    int ret = 0;
-    if (!s) {
-        s = slot_take(fs, key);
-        if (!s) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        s->opening = 1;
-        pthread_mutex_unlock(&fs->lock);
-        struct media *m = NULL;
-        ret = media_open(path, stream, fs->store, &m);
-        pthread_mutex_lock(&fs->lock);
-        s->opening = 0;
-        s->m = m;
-        pthread_cond_broadcast(&fs->opened);
-        if (ret < 0) {
-            slot_clear(s);
-            goto out;
-        }
-    }
-    s->used = ++fs->tick;
-    *out = media_ref(s->m);
-    if (slot_out)
-        *slot_out = s;
-out:
-    pthread_mutex_unlock(&fs->lock);
-    free(path);
-    return ret;
-}
-
-/* frames.csv of a media, made once: copied into *out for the caller. */
-static int media_csv(struct vidfs *fs, const char *rel, size_t rlen, int stream, char **out,
-                     size_t *len)
-{
-    struct media *m;
-    struct media_slot *s;
-    int ret = media_get(fs, rel, rlen, stream, &m, &s);
-    if (ret < 0)
-        return ret;
-    if (m->error) {
-        media_unref(&m);
-        return -EIO;
-    }
-    pthread_mutex_lock(&fs->lock);
-    if (!s->csv && s->m == m)
-        ret = meta_frames_csv(m->index, &s->csv, &s->csv_len);
-    if (ret == 0 && s->m == m) {
-        *out = malloc(s->csv_len);
-        *len = s->csv_len;
-        ret = *out ? (memcpy(*out, s->csv, s->csv_len), 0) : -ENOMEM;
-    } else if (ret == 0) {
-        ret = -EAGAIN;
-    }
-    pthread_mutex_unlock(&fs->lock);
-    media_unref(&m);
-    return ret;
-}
-
-/* ---- sizes ---- */
-
-static struct size_slot *size_slot(struct vidfs *fs, uint64_t media, int frame, int w, int h,
-                                   enum format f)
-{
-    uint64_t k = media * 31 + (uint64_t)frame * 7919 + (uint64_t)w * 131 + (uint64_t)h * 17 + f;
-    return &fs->sizes[k % SIZE_SLOTS];
-}
-
-static int size_get(struct vidfs *fs, uint64_t media, int frame, int w, int h, enum format f,
-                    uint64_t *size)
-{
-    pthread_mutex_lock(&fs->lock);
-    struct size_slot *s = size_slot(fs, media, frame, w, h, f);
-    int hit = s->media == media && s->frame == frame && s->w == w && s->h == h &&
-              s->format == f && s->size;
-    if (hit)
-        *size = s->size;
-    pthread_mutex_unlock(&fs->lock);
-    return hit;
-}
-
-static void size_put(struct vidfs *fs, uint64_t media, int frame, int w, int h, enum format f,
-                     uint64_t size)
-{
-    pthread_mutex_lock(&fs->lock);
-    *size_slot(fs, media, frame, w, h, f) =
-        (struct size_slot){.media = media, .frame = frame, .w = w, .h = h, .format = f,
-                           .size = size};
-    pthread_mutex_unlock(&fs->lock);
 }
 
 /* ---- paths ---- */
@@ -290,7 +81,7 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
 static int media_of(struct vidfs *fs, const char *path, const struct vpath *vp,
                     struct media **m)
 {
-    int ret = media_get(fs, rel_of(path), rel_len(path, vp), vp->stream, m, NULL);
+    int ret = media_table_get(fs->media, rel_of(path), rel_len(path, vp), vp->stream, m);
     if (ret < 0)
         return ret;
     if (vp->stream >= 0 && (*m)->stream != vp->stream) {
@@ -336,8 +127,6 @@ static int has_stream(const struct media *m, int stream)
     return 0;
 }
 
-static char *stats_json(struct vidfs *fs);
-
 static int getattr_media(struct vidfs *fs, const char *path, const struct vpath *vp,
                          struct stat *st)
 {
@@ -365,7 +154,7 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
     case VPATH_BATCH:
         ret = frame_geometry(m, vp, &w, &h, &fsize);
         if (ret == 0 && !format_is_raw(vp->format))
-            fsize = size_get(fs, m->id, vp->first, w, h, vp->format, &produced)
+            fsize = size_table_get(fs->sizes, m->id, vp->first, w, h, vp->format, &produced)
                         ? produced
                         : format_frame_size(FORMAT_RGB, w, h);
         size = (off_t)fsize * vpath_count(vp);
@@ -425,7 +214,7 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     if (vp.kind == VPATH_FRAMES_CSV) {
         char *csv;
         size_t len;
-        ret = media_csv(fs, rel_of(path), rel_len(path, &vp), vp.stream, &csv, &len);
+        ret = media_table_csv(fs->media, rel_of(path), rel_len(path, &vp), vp.stream, &csv, &len);
         if (ret < 0)
             return ret;
         free(csv);
@@ -584,7 +373,7 @@ static int open_image(struct vidfs *fs, struct handle *h)
         return ret;
     h->buf = (char *)out;
     h->len = size;
-    size_put(fs, h->m->id, h->vp.first, h->w, h->h, h->vp.format, size);
+    size_table_put(fs->sizes, h->m->id, h->vp.first, h->w, h->h, h->vp.format, size);
     return 0;
 }
 
@@ -625,6 +414,19 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
     }
 }
 
+static char *fs_stats(struct vidfs *fs)
+{
+    struct stats_sources src = {
+        .cache = fs->cache,
+        .pool = fs->pool,
+        .reader = fs->reader,
+        .segmenter = fs->segmenter,
+        .bytes_served = __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED),
+        .files_opened = __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED),
+    };
+    return stats_json(&src);
+}
+
 static int vidfs_open(const char *path, struct fuse_file_info *fi)
 {
     struct vidfs *fs = get_fs();
@@ -647,10 +449,10 @@ static int vidfs_open(const char *path, struct fuse_file_info *fi)
         break;
     case VPATH_STATS:
         fi->direct_io = 1;
-        ret = set_text(h, stats_json(fs));
+        ret = set_text(h, fs_stats(fs));
         break;
     case VPATH_FRAMES_CSV:
-        ret = media_csv(fs, rel, strlen(rel), vp.stream, &h->buf, &h->len);
+        ret = media_table_csv(fs->media, rel, strlen(rel), vp.stream, &h->buf, &h->len);
         break;
     case VPATH_CTL_DIR:
         ret = -EISDIR;
@@ -813,126 +615,6 @@ static int rofs_truncate(const char *path, off_t size, struct fuse_file_info *fi
     return -EROFS;
 }
 
-/* ---- stats ---- */
-
-static void add_u64(json_object *o, const char *key, uint64_t v)
-{
-    json_object_object_add(o, key, json_object_new_uint64(v));
-}
-
-static char *stats_json(struct vidfs *fs)
-{
-    struct frame_cache_stats fc;
-    struct pool_stats ps;
-    struct reader_stats rs;
-    struct segment_stats ss = {0};
-    frame_cache_stats(fs->cache, &fc);
-    pool_stats(fs->pool, &ps);
-    reader_stats(fs->reader, &rs);
-    segment_stats(fs->segmenter, &ss);
-    json_object *o = json_object_new_object(), *x;
-    add_u64(o, "frames_served", rs.frames_served);
-    add_u64(o, "bytes_served", __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED));
-    add_u64(o, "files_opened", __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED));
-    json_object_object_add(o, "frame_cache", x = json_object_new_object());
-    add_u64(x, "hits", fc.hits);
-    add_u64(x, "misses", fc.misses);
-    add_u64(x, "inserts", fc.inserts);
-    add_u64(x, "evictions", fc.evictions);
-    add_u64(x, "frames", fc.frames);
-    add_u64(x, "bytes", fc.bytes);
-    add_u64(x, "max_bytes", fc.max_bytes);
-    json_object_object_add(o, "decoders", x = json_object_new_object());
-    add_u64(x, "created", ps.created);
-    add_u64(x, "reused", ps.reused);
-    add_u64(x, "continued", ps.continued);
-    add_u64(x, "seeks", ps.seeks);
-    add_u64(x, "busy", (uint64_t)ps.busy);
-    add_u64(x, "idle", (uint64_t)ps.idle);
-    json_object_object_add(o, "frames_decoded", x = json_object_new_object());
-    add_u64(x, "cpu", ps.frames_cpu);
-    add_u64(x, "nvdec", ps.frames_gpu);
-    add_u64(x, "gpu_fallbacks", ps.gpu_fallbacks);
-    json_object *g = json_object_new_object();
-    json_object_object_add(x, "nvdec_by_gpu", g);
-    for (int i = 0; i < ps.ngpus; i++) {
-        char key[16];
-        snprintf(key, sizeof(key), "%d", ps.gpus[i]);
-        add_u64(g, key, ps.frames_by_gpu[i]);
-    }
-    json_object_object_add(o, "readahead", x = json_object_new_object());
-    add_u64(x, "frames", rs.readahead_frames);
-    add_u64(x, "hits", rs.readahead_hits);
-    json_object_object_add(o, "segments", x = json_object_new_object());
-    add_u64(x, "produced", ss.produced);
-    add_u64(x, "store_hits", ss.store_hits);
-    add_u64(x, "copies", ss.copies);
-    add_u64(x, "nvenc_encodes", ss.nvenc_encodes);
-    add_u64(x, "cpu_encodes", ss.cpu_encodes);
-    add_u64(x, "nvenc_fallbacks", ss.nvenc_fallbacks);
-    char *s = NULL;
-    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-    size_t n = strlen(txt);
-    s = malloc(n + 2);
-    if (s) {
-        memcpy(s, txt, n);
-        memcpy(s + n, "\n", 2);
-    }
-    json_object_put(o);
-    return s;
-}
-
-/* ---- lifetime ---- */
-
-/* The `gpus` setting: "all", or CUDA ordinals separated by commas. */
-static int parse_gpus(const char *s, struct pool_opts *po)
-{
-    po->ngpus = 0;
-    if (!strcmp(s, "all"))
-        return 0; /* counted in vidfs_init: CUDA must not start before the daemon forks */
-    for (const char *p = s; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 255 || (*end && *end != ',') ||
-            po->ngpus == POOL_MAX_GPUS) {
-            log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
-            return -EINVAL;
-        }
-        po->gpus[po->ngpus++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    if (!po->ngpus) {
-        log_error("gpus '%s': no GPU named", s);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-#if VIDFS_HAVE_NVDEC
-/* `gpus` against the GPUs there are: "all" becomes their list, ordinals past the last one
- * are dropped with a warning. In the daemon, after any fork: CUDA does not survive one. */
-static void init_gpus(struct vidfs *fs)
-{
-    int count = cuda_device_count(), n = 0;
-    struct pool_opts po;
-    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0)
-        return;
-    if (!po.ngpus) /* "all" */
-        for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
-            po.gpus[n++] = i;
-    for (int i = 0; i < po.ngpus; i++) {
-        if (po.gpus[i] < count)
-            po.gpus[n++] = po.gpus[i];
-        else
-            log_warn("gpus: there is no GPU %d (%d found); not using it", po.gpus[i], count);
-    }
-    if (!n)
-        po.gpus[n++] = 0;
-    pool_spread(fs->pool, po.gpus, n);
-    log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
-}
-#endif
-
 static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     /* Frame files are whole reads of up to a few MiB: ask the kernel for 1 MiB requests. */
@@ -945,86 +627,8 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 1;
     cfg->negative_timeout = 0;
     struct vidfs *fs = fuse_get_context()->private_data;
-#if VIDFS_HAVE_NVDEC
-    if (strcmp(fs->cfg.backend, "cpu"))
-        init_gpus(fs);
-#endif
+    vidfs_start(fs);
     return fs;
-}
-
-int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
-{
-    struct vidfs *fs = calloc(1, sizeof(*fs));
-    if (!fs)
-        return -ENOMEM;
-    fs->cfg = *cfg;
-    memset(cfg, 0, sizeof(*cfg));
-    pthread_mutex_init(&fs->lock, NULL);
-    pthread_cond_init(&fs->opened, NULL);
-    int ret = -ENOMEM;
-    fs->src_fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fs->src_fd < 0) {
-        ret = -errno;
-        log_error("cannot open source directory %s: %s", source, strerror(-ret));
-        goto fail;
-    }
-    fs->source = realpath(source, NULL);
-    if (!fs->source)
-        goto fail;
-    const char *lf = fs->cfg.frame_format;
-    fs->list_format = format_from_ext(lf, (int)strlen(lf));
-    if (fs->list_format == FORMAT_COUNT) {
-        log_error("frame_format '%s' is not a frame format", lf);
-        ret = -EINVAL;
-        goto fail;
-    }
-    struct pool_opts po = {
-        .size = (int)fs->cfg.pool_size,
-        .decode = {.threads = (int)fs->cfg.threads,
-                   .max_width = (int)fs->cfg.max_width,
-                   .max_height = (int)fs->cfg.max_height},
-        .use_gpu = !strcmp(fs->cfg.backend, "cpu") ? -1 : !strcmp(fs->cfg.backend, "nvdec"),
-    };
-    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0)
-        goto fail;
-    po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
-    /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
-     * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
-    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead,
-                             .workers = (int)fs->cfg.pool_size};
-    if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
-        (ret = pool_new(&po, &fs->pool)) < 0 ||
-        (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
-        (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
-        (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0)
-        goto fail;
-    *out = fs;
-    return 0;
-fail:
-    vidfs_free(&fs);
-    return ret;
-}
-
-void vidfs_free(struct vidfs **fsp)
-{
-    struct vidfs *fs = *fsp;
-    if (!fs)
-        return;
-    for (int i = 0; i < MEDIA_SLOTS; i++)
-        slot_clear(&fs->media[i]);
-    segmenter_free(&fs->segmenter);
-    reader_free(&fs->reader);
-    pool_free(&fs->pool);
-    frame_cache_free(&fs->cache);
-    store_free(&fs->store);
-    if (fs->src_fd >= 0)
-        close(fs->src_fd);
-    free(fs->source);
-    config_free(&fs->cfg);
-    pthread_cond_destroy(&fs->opened);
-    pthread_mutex_destroy(&fs->lock);
-    free(fs);
-    *fsp = NULL;
 }
 
 const struct fuse_operations vidfs_ops = {

@@ -1,0 +1,79 @@
+/* /.vidfs/stats.json: the counters of every layer, read when the file is opened. */
+#include "stats.h"
+#include "frame_cache.h"
+#include "pool.h"
+#include "reader.h"
+#include "segment.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+static void add_u64(json_object *o, const char *key, uint64_t v)
+{
+    json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+char *stats_json(const struct stats_sources *src)
+{
+    struct frame_cache_stats fc;
+    struct pool_stats ps;
+    struct reader_stats rs;
+    struct segment_stats ss = {0};
+    frame_cache_stats(src->cache, &fc);
+    pool_stats(src->pool, &ps);
+    reader_stats(src->reader, &rs);
+    segment_stats(src->segmenter, &ss);
+    json_object *o = json_object_new_object(), *x;
+    add_u64(o, "frames_served", rs.frames_served);
+    add_u64(o, "bytes_served", src->bytes_served);
+    add_u64(o, "files_opened", src->files_opened);
+    json_object_object_add(o, "frame_cache", x = json_object_new_object());
+    add_u64(x, "hits", fc.hits);
+    add_u64(x, "misses", fc.misses);
+    add_u64(x, "inserts", fc.inserts);
+    add_u64(x, "evictions", fc.evictions);
+    add_u64(x, "frames", fc.frames);
+    add_u64(x, "bytes", fc.bytes);
+    add_u64(x, "max_bytes", fc.max_bytes);
+    json_object_object_add(o, "decoders", x = json_object_new_object());
+    add_u64(x, "created", ps.created);
+    add_u64(x, "reused", ps.reused);
+    add_u64(x, "continued", ps.continued);
+    add_u64(x, "seeks", ps.seeks);
+    add_u64(x, "busy", (uint64_t)ps.busy);
+    add_u64(x, "idle", (uint64_t)ps.idle);
+    json_object_object_add(o, "frames_decoded", x = json_object_new_object());
+    add_u64(x, "cpu", ps.frames_cpu);
+    add_u64(x, "nvdec", ps.frames_gpu);
+    add_u64(x, "gpu_fallbacks", ps.gpu_fallbacks);
+    json_object *g = json_object_new_object();
+    json_object_object_add(x, "nvdec_by_gpu", g);
+    for (int i = 0; i < ps.ngpus; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "%d", ps.gpus[i]);
+        add_u64(g, key, ps.frames_by_gpu[i]);
+    }
+    json_object_object_add(o, "readahead", x = json_object_new_object());
+    add_u64(x, "frames", rs.readahead_frames);
+    add_u64(x, "hits", rs.readahead_hits);
+    json_object_object_add(o, "segments", x = json_object_new_object());
+    add_u64(x, "produced", ss.produced);
+    add_u64(x, "store_hits", ss.store_hits);
+    add_u64(x, "copies", ss.copies);
+    add_u64(x, "nvenc_encodes", ss.nvenc_encodes);
+    add_u64(x, "cpu_encodes", ss.cpu_encodes);
+    add_u64(x, "nvenc_fallbacks", ss.nvenc_fallbacks);
+    char *s = NULL;
+    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+    size_t n = strlen(txt);
+    s = malloc(n + 2);
+    if (s) {
+        memcpy(s, txt, n);
+        memcpy(s + n, "\n", 2);
+    }
+    json_object_put(o);
+    return s;
+}

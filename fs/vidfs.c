@@ -1,0 +1,143 @@
+/* The mount's state: built from the settings before the mount, started in the daemon. */
+#include "vidfs.h"
+#include "frame_cache.h"
+#include "log.h"
+#include "media_table.h"
+#include "pool.h"
+#include "reader.h"
+#include "segment.h"
+#include "size_table.h"
+#include "store.h"
+#if VIDFS_HAVE_NVDEC
+#include "cuda.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The `gpus` setting: "all", or CUDA ordinals separated by commas. */
+static int parse_gpus(const char *s, struct pool_opts *po)
+{
+    po->ngpus = 0;
+    if (!strcmp(s, "all"))
+        return 0; /* counted in vidfs_init: CUDA must not start before the daemon forks */
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 255 || (*end && *end != ',') || po->ngpus == POOL_MAX_GPUS) {
+            log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
+            return -EINVAL;
+        }
+        po->gpus[po->ngpus++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!po->ngpus) {
+        log_error("gpus '%s': no GPU named", s);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+#if VIDFS_HAVE_NVDEC
+/* `gpus` against the GPUs there are: "all" becomes their list, ordinals past the last one
+ * are dropped with a warning. In the daemon, after any fork: CUDA does not survive one. */
+static void init_gpus(struct vidfs *fs)
+{
+    int count = cuda_device_count(), n = 0;
+    struct pool_opts po;
+    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0) return;
+    if (!po.ngpus) /* "all" */
+        for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
+            po.gpus[n++] = i;
+    for (int i = 0; i < po.ngpus; i++) {
+        if (po.gpus[i] < count)
+            po.gpus[n++] = po.gpus[i];
+        else
+            log_warn("gpus: there is no GPU %d (%d found); not using it", po.gpus[i], count);
+    }
+    if (!n) po.gpus[n++] = 0;
+    pool_spread(fs->pool, po.gpus, n);
+    log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
+}
+#endif
+
+int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
+{
+    struct vidfs *fs = calloc(1, sizeof(*fs));
+    if (!fs) return -ENOMEM;
+    fs->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    int ret = -ENOMEM;
+    fs->src_fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fs->src_fd < 0) {
+        ret = -errno;
+        log_error("cannot open source directory %s: %s", source, strerror(-ret));
+        goto fail;
+    }
+    fs->source = realpath(source, NULL);
+    if (!fs->source) goto fail;
+    const char *lf = fs->cfg.frame_format;
+    fs->list_format = format_from_ext(lf, (int)strlen(lf));
+    if (fs->list_format == FORMAT_COUNT) {
+        log_error("frame_format '%s' is not a frame format", lf);
+        ret = -EINVAL;
+        goto fail;
+    }
+    struct pool_opts po = {
+        .size = (int)fs->cfg.pool_size,
+        .decode = {.threads = (int)fs->cfg.threads,
+                   .max_width = (int)fs->cfg.max_width,
+                   .max_height = (int)fs->cfg.max_height},
+        .use_gpu = !strcmp(fs->cfg.backend, "cpu") ? -1 : !strcmp(fs->cfg.backend, "nvdec"),
+    };
+    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0) goto fail;
+    po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
+    /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
+     * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
+    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead,
+                             .workers = (int)fs->cfg.pool_size};
+    if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
+        (ret = pool_new(&po, &fs->pool)) < 0 ||
+        (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
+        (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
+        (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0 ||
+        (ret = media_table_new(fs->source, fs->store, &fs->media)) < 0 ||
+        (ret = size_table_new(&fs->sizes)) < 0)
+        goto fail;
+    *out = fs;
+    return 0;
+fail:
+    vidfs_free(&fs);
+    return ret;
+}
+
+void vidfs_free(struct vidfs **fsp)
+{
+    struct vidfs *fs = *fsp;
+    if (!fs) return;
+    media_table_free(&fs->media);
+    size_table_free(&fs->sizes);
+    segmenter_free(&fs->segmenter);
+    reader_free(&fs->reader);
+    pool_free(&fs->pool);
+    frame_cache_free(&fs->cache);
+    store_free(&fs->store);
+    if (fs->src_fd >= 0) close(fs->src_fd);
+    free(fs->source);
+    config_free(&fs->cfg);
+    free(fs);
+    *fsp = NULL;
+}
+
+void vidfs_start(struct vidfs *fs)
+{
+#if VIDFS_HAVE_NVDEC
+    if (strcmp(fs->cfg.backend, "cpu")) init_gpus(fs);
+#else
+    (void)fs;
+#endif
+}
