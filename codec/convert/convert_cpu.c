@@ -1,0 +1,253 @@
+/* CPU conversion. Layout-only cases (planes copied or interleaved) are done by hand, so
+ * nv12/yuv420p/gray of 8-bit 4:2:0 sources are bit-identical to FFmpeg's; everything else
+ * goes through swscale with the flags the ffmpeg CLI uses (bicubic), the stream's matrix
+ * (BT.601 when untagged) and range. */
+#include "convert.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+
+static void copy_plane(uint8_t *dst, int dst_stride, const uint8_t *src, int src_stride,
+                       int row_bytes, int rows)
+{
+    for (int y = 0; y < rows; y++)
+        memcpy(dst + (size_t)y * (size_t)dst_stride, src + (ptrdiff_t)y * src_stride,
+               (size_t)row_bytes);
+}
+
+static void interleave_uv(uint8_t *dst, const AVFrame *f, int cw, int ch)
+{
+    for (int y = 0; y < ch; y++) {
+        const uint8_t *u = f->data[1] + (ptrdiff_t)y * f->linesize[1];
+        const uint8_t *v = f->data[2] + (ptrdiff_t)y * f->linesize[2];
+        uint8_t *d = dst + (size_t)y * (size_t)cw * 2;
+        for (int x = 0; x < cw; x++) {
+            d[2 * x] = u[x];
+            d[2 * x + 1] = v[x];
+        }
+    }
+}
+
+static void shift_plane10(uint16_t *dst, const AVFrame *f, int plane, int w, int h)
+{
+    for (int y = 0; y < h; y++) {
+        const uint16_t *s =
+            (const uint16_t *)(const void *)(f->data[plane] + (ptrdiff_t)y * f->linesize[plane]);
+        for (int x = 0; x < w; x++)
+            dst[(size_t)y * (size_t)w + (size_t)x] = (uint16_t)(s[x] << 6);
+    }
+}
+
+static void interleave_uv10(uint16_t *dst, const AVFrame *f, int cw, int ch)
+{
+    for (int y = 0; y < ch; y++) {
+        const uint16_t *u =
+            (const uint16_t *)(const void *)(f->data[1] + (ptrdiff_t)y * f->linesize[1]);
+        const uint16_t *v =
+            (const uint16_t *)(const void *)(f->data[2] + (ptrdiff_t)y * f->linesize[2]);
+        uint16_t *d = dst + (size_t)y * (size_t)cw * 2;
+        for (int x = 0; x < cw; x++) {
+            d[2 * x] = (uint16_t)(u[x] << 6);
+            d[2 * x + 1] = (uint16_t)(v[x] << 6);
+        }
+    }
+}
+
+/* 1 for 8-bit YUV formats whose first plane is the luma, one byte a sample. */
+static int has_luma8(enum AVPixelFormat fmt)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt);
+    return d && !(d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_HWACCEL)) &&
+           d->comp[0].depth == 8 && d->comp[0].plane == 0 && d->comp[0].step == 1;
+}
+
+/* The layout-only cases: 1 when done, 0 when swscale must do it. Gray is the Y plane as
+ * decoded (DESIGN.md), not ffmpeg's -pix_fmt gray, which stretches it to full range. */
+static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
+{
+    int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
+    if (req->width != w || req->height != h)
+        return 0;
+    int yuv8 = f->format == AV_PIX_FMT_YUV420P || f->format == AV_PIX_FMT_YUVJ420P;
+    int yuv10 = f->format == AV_PIX_FMT_YUV420P10LE;
+    size_t luma = (size_t)w * (size_t)h;
+    switch (req->format) {
+    case FORMAT_GRAY:
+        if (!has_luma8(f->format))
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        return 1;
+    case FORMAT_YUV420P:
+        if (!yuv8)
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        copy_plane(dst + luma, cw, f->data[1], f->linesize[1], cw, ch);
+        copy_plane(dst + luma + (size_t)cw * (size_t)ch, cw, f->data[2], f->linesize[2], cw, ch);
+        return 1;
+    case FORMAT_NV12:
+        if (!yuv8 && f->format != AV_PIX_FMT_NV12)
+            return 0;
+        copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
+        if (yuv8)
+            interleave_uv(dst + luma, f, cw, ch);
+        else
+            copy_plane(dst + luma, 2 * cw, f->data[1], f->linesize[1], 2 * cw, ch);
+        return 1;
+    case FORMAT_P010:
+        if (!yuv10)
+            return 0;
+        shift_plane10((uint16_t *)(void *)dst, f, 0, w, h);
+        interleave_uv10((uint16_t *)(void *)(dst + 2 * luma), f, cw, ch);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Two formats are derived from another so that files agree with each other: rgbp is the
+ * rgb file split into planes (swscale's GBRP interpolates chroma differently), gray is the
+ * nv12 file's Y plane (swscale's GRAY8 would stretch it to full range). */
+static const enum format via[FORMAT_COUNT] = {
+    [FORMAT_NV12] = FORMAT_NV12, [FORMAT_YUV420P] = FORMAT_YUV420P,
+    [FORMAT_GRAY] = FORMAT_NV12, [FORMAT_RGB] = FORMAT_RGB,
+    [FORMAT_RGBP] = FORMAT_RGB,  [FORMAT_P010] = FORMAT_P010,
+};
+
+static const enum AVPixelFormat sws_format[FORMAT_COUNT] = {
+    [FORMAT_NV12] = AV_PIX_FMT_NV12, [FORMAT_YUV420P] = AV_PIX_FMT_YUV420P,
+    [FORMAT_RGB] = AV_PIX_FMT_RGB24, [FORMAT_P010] = AV_PIX_FMT_P010LE,
+};
+
+/* One cached swscale context a thread: contexts are not thread-safe, and rebuilding one
+ * per frame costs more than converting a small frame. */
+static pthread_key_t sws_key;
+static pthread_once_t sws_once = PTHREAD_ONCE_INIT;
+
+static void sws_destroy(void *ctx)
+{
+    sws_freeContext(ctx);
+}
+
+static void sws_key_init(void)
+{
+    pthread_key_create(&sws_key, sws_destroy);
+}
+
+static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *planes[4],
+                       int strides[4])
+{
+    int w = req->width, h = req->height, cw = (w + 1) / 2;
+    size_t luma = (size_t)w * (size_t)h;
+    memset(planes, 0, 4 * sizeof(*planes));
+    memset(strides, 0, 4 * sizeof(*strides));
+    switch (req->format) {
+    case FORMAT_RGB:
+        planes[0] = dst, strides[0] = 3 * w;
+        break;
+    case FORMAT_P010:
+        planes[0] = dst, planes[1] = dst + 2 * luma;
+        strides[0] = 2 * w, strides[1] = 4 * cw;
+        break;
+    case FORMAT_NV12:
+        planes[0] = dst, planes[1] = dst + luma;
+        strides[0] = w, strides[1] = 2 * cw;
+        break;
+    case FORMAT_YUV420P:
+        planes[0] = dst, planes[1] = dst + luma;
+        planes[2] = dst + luma + (size_t)cw * (size_t)((h + 1) / 2);
+        strides[0] = w, strides[1] = strides[2] = cw;
+        break;
+    default:
+        planes[0] = dst, strides[0] = w;
+        break;
+    }
+}
+
+static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
+{
+    pthread_once(&sws_once, sws_key_init);
+    struct SwsContext *old = pthread_getspecific(sws_key);
+    struct SwsContext *sws = sws_getCachedContext(old, f->width, f->height, f->format,
+                                                  req->width, req->height,
+                                                  sws_format[req->format], SWS_BICUBIC,
+                                                  NULL, NULL, NULL);
+    pthread_setspecific(sws_key, sws);
+    if (!sws) {
+        log_error("convert: swscale cannot convert %s to %s",
+                  av_get_pix_fmt_name(f->format), format_ext(req->format));
+        return -EINVAL;
+    }
+    /* As FFmpeg's scale filter does: the frame's matrix, its range where tagged, and
+     * swscale's own defaults elsewhere (RGB is full range, yuvj too). */
+    int *inv, *table, src_full, dst_full, bri, con, sat;
+    sws_getColorspaceDetails(sws, &inv, &src_full, &table, &dst_full, &bri, &con, &sat);
+    if (f->color_range != AVCOL_RANGE_UNSPECIFIED)
+        src_full = f->color_range == AVCOL_RANGE_JPEG;
+    int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED || f->colorspace == AVCOL_SPC_RGB
+                 ? SWS_CS_DEFAULT
+                 : (int)f->colorspace;
+    const int *coefs = sws_getCoefficients(cs);
+    sws_setColorspaceDetails(sws, coefs, src_full, coefs, dst_full, bri, con, sat);
+    uint8_t *planes[4];
+    int strides[4];
+    dst_planes(req, dst, planes, strides);
+    /* swscale leaves the last chroma pair of odd widths unwritten in semi-planar output:
+     * zero it so that the bytes never depend on what the buffer held. */
+    if ((req->width | req->height) & 1)
+        memset(dst, 0, format_frame_size(req->format, req->width, req->height));
+    int ret = sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
+                        planes, strides);
+    return ret > 0 ? 0 : -EIO;
+}
+
+/* Packed RGB to planar R, G, B. */
+static void split_rgb(uint8_t *dst, const uint8_t *rgb, size_t pixels)
+{
+    for (size_t i = 0; i < pixels; i++) {
+        dst[i] = rgb[3 * i];
+        dst[pixels + i] = rgb[3 * i + 1];
+        dst[2 * pixels + i] = rgb[3 * i + 2];
+    }
+}
+
+static int convert_sws(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
+{
+    if (via[req->format] == req->format)
+        return convert_sws_to(f, req, dst);
+    struct convert_req base = *req;
+    base.format = via[req->format];
+    size_t pixels = (size_t)req->width * (size_t)req->height;
+    uint8_t *tmp = av_malloc(format_frame_size(base.format, req->width, req->height) + 64);
+    if (!tmp)
+        return -ENOMEM;
+    int ret = convert_sws_to(f, &base, tmp);
+    if (ret == 0 && req->format == FORMAT_RGBP)
+        split_rgb(dst, tmp, pixels);
+    else if (ret == 0)
+        memcpy(dst, tmp, pixels); /* gray: the luma plane comes first */
+    av_free(tmp);
+    return ret;
+}
+
+static int cpu_accepts(const AVFrame *src)
+{
+    return src->format != AV_PIX_FMT_CUDA;
+}
+
+static int cpu_run(const AVFrame *src, const struct convert_req *req, uint8_t *dst)
+{
+    if (convert_copy(src, req, dst))
+        return 0;
+    return convert_sws(src, req, dst);
+}
+
+const struct converter convert_cpu = {
+    .name = "cpu",
+    .accepts = cpu_accepts,
+    .run = cpu_run,
+};
