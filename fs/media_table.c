@@ -37,7 +37,8 @@ struct media_table {
 int media_table_new(const char *source, struct store *store, struct media_table **out)
 {
     struct media_table *t = calloc(1, sizeof(*t));
-    if (!t) return -ENOMEM;
+    if (!t)
+        return -ENOMEM;
     t->source = strdup(source);
     if (!t->source) {
         free(t);
@@ -54,7 +55,8 @@ static char *source_path(const struct media_table *t, const char *rel, size_t le
 {
     size_t n = strlen(t->source) + len + 2;
     char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%.*s", t->source, (int)len, rel);
+    if (p)
+        snprintf(p, n, "%s/%.*s", t->source, (int)len, rel);
     return p;
 }
 
@@ -75,7 +77,8 @@ static void slot_clear(struct media_slot *s)
 static struct media_slot *slot_find(struct media_table *t, const char *key)
 {
     for (int i = 0; i < MEDIA_SLOTS; i++)
-        if (t->slots[i].key && !strcmp(t->slots[i].key, key)) return &t->slots[i];
+        if (t->slots[i].key && !strcmp(t->slots[i].key, key))
+            return &t->slots[i];
     return NULL;
 }
 
@@ -84,10 +87,13 @@ static struct media_slot *slot_take(struct media_table *t, const char *key)
     struct media_slot *lru = NULL;
     for (int i = 0; i < MEDIA_SLOTS; i++) {
         struct media_slot *s = &t->slots[i];
-        if (!s->key) return s->key = strdup(key), s->key ? s : NULL;
-        if (!s->opening && (!lru || s->used < lru->used)) lru = s;
+        if (!s->key)
+            return s->key = strdup(key), s->key ? s : NULL;
+        if (!s->opening && (!lru || s->used < lru->used))
+            lru = s;
     }
-    if (!lru) return NULL;
+    if (!lru)
+        return NULL;
     slot_clear(lru);
     lru->key = strdup(key);
     return lru->key ? lru : NULL;
@@ -100,7 +106,8 @@ static int lookup(struct media_table *t, const char *rel, size_t len, int stream
 {
     char *path = source_path(t, rel, len);
     char key[PATH_MAX + 16];
-    if (!path) return -ENOMEM;
+    if (!path)
+        return -ENOMEM;
     struct stat st;
     if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
         free(path);
@@ -138,7 +145,8 @@ static int lookup(struct media_table *t, const char *rel, size_t len, int stream
     }
     s->used = ++t->tick;
     *out = media_ref(s->m);
-    if (slot_out) *slot_out = s;
+    if (slot_out)
+        *slot_out = s;
 out:
     pthread_mutex_unlock(&t->lock);
     free(path);
@@ -151,13 +159,15 @@ int media_table_csv(struct media_table *t, const char *rel, size_t rlen, int str
     struct media *m;
     struct media_slot *s;
     int ret = lookup(t, rel, rlen, stream, &m, &s);
-    if (ret < 0) return ret;
+    if (ret < 0)
+        return ret;
     if (m->error) {
         media_unref(&m);
         return -EIO;
     }
     pthread_mutex_lock(&t->lock);
-    if (!s->csv && s->m == m) ret = meta_frames_csv(m->index, &s->csv, &s->csv_len);
+    if (!s->csv && s->m == m)
+        ret = meta_frames_csv(m->index, &s->csv, &s->csv_len);
     if (ret == 0 && s->m == m) {
         *out = malloc(s->csv_len);
         *len = s->csv_len;
@@ -179,7 +189,8 @@ int media_table_get(struct media_table *t, const char *rel, size_t len, int stre
 void media_table_free(struct media_table **tp)
 {
     struct media_table *t = *tp;
-    if (!t) return;
+    if (!t)
+        return;
     for (int i = 0; i < MEDIA_SLOTS; i++)
         slot_clear(&t->slots[i]);
     pthread_cond_destroy(&t->opened);

@@ -23,7 +23,8 @@ struct size_table {
 int size_table_new(struct size_table **out)
 {
     struct size_table *t = calloc(1, sizeof(*t));
-    if (!t) return -ENOMEM;
+    if (!t)
+        return -ENOMEM;
     pthread_mutex_init(&t->lock, NULL);
     *out = t;
     return 0;
@@ -32,7 +33,8 @@ int size_table_new(struct size_table **out)
 void size_table_free(struct size_table **tp)
 {
     struct size_table *t = *tp;
-    if (!t) return;
+    if (!t)
+        return;
     pthread_mutex_destroy(&t->lock);
     free(t);
     *tp = NULL;
@@ -50,9 +52,10 @@ int size_table_get(struct size_table *t, uint64_t media, int frame, int w, int h
 {
     pthread_mutex_lock(&t->lock);
     struct size_slot *s = size_slot(t, media, frame, w, h, f);
-    int hit = s->media == media && s->frame == frame && s->w == w && s->h == h && s->format == f &&
-              s->size;
-    if (hit) *size = s->size;
+    int hit = s->media == media && s->frame == frame && s->w == w && s->h == h &&
+              s->format == f && s->size;
+    if (hit)
+        *size = s->size;
     pthread_mutex_unlock(&t->lock);
     return hit;
 }
@@ -61,7 +64,8 @@ void size_table_put(struct size_table *t, uint64_t media, int frame, int w, int 
                     uint64_t size)
 {
     pthread_mutex_lock(&t->lock);
-    *size_slot(t, media, frame, w, h, f) = (struct size_slot){
-        .media = media, .frame = frame, .w = w, .h = h, .format = f, .size = size};
+    *size_slot(t, media, frame, w, h, f) =
+        (struct size_slot){.media = media, .frame = frame, .w = w, .h = h, .format = f,
+                           .size = size};
     pthread_mutex_unlock(&t->lock);
 }

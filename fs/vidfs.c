@@ -1,6 +1,7 @@
 /* The mount's state: built from the settings before the mount, started in the daemon. */
 #include "vidfs.h"
 #include "frame_cache.h"
+#include "decode.h"
 #include "log.h"
 #include "media_table.h"
 #include "pool.h"
@@ -28,7 +29,8 @@ static int parse_gpus(const char *s, struct pool_opts *po)
     for (const char *p = s; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 255 || (*end && *end != ',') || po->ngpus == POOL_MAX_GPUS) {
+        if (end == p || v < 0 || v > 255 || (*end && *end != ',') ||
+            po->ngpus == POOL_MAX_GPUS) {
             log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
             return -EINVAL;
         }
@@ -49,7 +51,8 @@ static void init_gpus(struct vidfs *fs)
 {
     int count = cuda_device_count(), n = 0;
     struct pool_opts po;
-    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0) return;
+    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0)
+        return;
     if (!po.ngpus) /* "all" */
         for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
             po.gpus[n++] = i;
@@ -59,16 +62,36 @@ static void init_gpus(struct vidfs *fs)
         else
             log_warn("gpus: there is no GPU %d (%d found); not using it", po.gpus[i], count);
     }
-    if (!n) po.gpus[n++] = 0;
+    if (!n)
+        po.gpus[n++] = 0;
     pool_spread(fs->pool, po.gpus, n);
     log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
 }
 #endif
 
+/* The backends the `backend` setting allows. A backend named alone (not auto) must be usable
+ * here, or the mount does not start: backend=nvdec means NVDEC or nothing. */
+static int choose_backends(const char *setting, const struct decode_backend **out)
+{
+    int ret = decode_backends_allowed(setting, out);
+    if (ret < 0) {
+        log_error("backend=%s: this vidfs is built without it (it has:%s)", setting,
+                  VIDFS_HAVE_NVDEC ? " auto cpu nvdec" : " auto cpu");
+        return -ENOTSUP;
+    }
+    if (!strcmp(setting, "auto") || !out[0]->probe || (ret = out[0]->probe()) == 0)
+        return 0;
+    log_error("backend=%s: no usable GPU here (%s); backend=auto decodes on the CPU where "
+              "there is none",
+              setting, strerror(-ret));
+    return ret;
+}
+
 int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
 {
     struct vidfs *fs = calloc(1, sizeof(*fs));
-    if (!fs) return -ENOMEM;
+    if (!fs)
+        return -ENOMEM;
     fs->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     int ret = -ENOMEM;
@@ -79,7 +102,8 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
         goto fail;
     }
     fs->source = realpath(source, NULL);
-    if (!fs->source) goto fail;
+    if (!fs->source)
+        goto fail;
     const char *lf = fs->cfg.frame_format;
     fs->list_format = format_from_ext(lf, (int)strlen(lf));
     if (fs->list_format == FORMAT_COUNT) {
@@ -92,9 +116,11 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
         .decode = {.threads = (int)fs->cfg.threads,
                    .max_width = (int)fs->cfg.max_width,
                    .max_height = (int)fs->cfg.max_height},
-        .use_gpu = !strcmp(fs->cfg.backend, "cpu") ? -1 : !strcmp(fs->cfg.backend, "nvdec"),
     };
-    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0) goto fail;
+    if ((ret = choose_backends(fs->cfg.backend, po.backends)) < 0)
+        goto fail;
+    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0)
+        goto fail;
     po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
     /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
      * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
@@ -118,7 +144,8 @@ fail:
 void vidfs_free(struct vidfs **fsp)
 {
     struct vidfs *fs = *fsp;
-    if (!fs) return;
+    if (!fs)
+        return;
     media_table_free(&fs->media);
     size_table_free(&fs->sizes);
     segmenter_free(&fs->segmenter);
@@ -126,7 +153,8 @@ void vidfs_free(struct vidfs **fsp)
     pool_free(&fs->pool);
     frame_cache_free(&fs->cache);
     store_free(&fs->store);
-    if (fs->src_fd >= 0) close(fs->src_fd);
+    if (fs->src_fd >= 0)
+        close(fs->src_fd);
     free(fs->source);
     config_free(&fs->cfg);
     free(fs);
@@ -136,7 +164,13 @@ void vidfs_free(struct vidfs **fsp)
 void vidfs_start(struct vidfs *fs)
 {
 #if VIDFS_HAVE_NVDEC
-    if (strcmp(fs->cfg.backend, "cpu")) init_gpus(fs);
+    const struct decode_backend *be[DECODE_MAX_BACKENDS + 1];
+    decode_backends_allowed(fs->cfg.backend, be);
+    for (int i = 0; be[i]; i++)
+        if (be[i]->gpu) {
+            init_gpus(fs);
+            break;
+        }
 #else
     (void)fs;
 #endif

@@ -5,8 +5,9 @@
 #
 #   scripts/test.sh [--gpu] [--no-asan] [--prebuilt] [PYTEST_ARGS...]
 #
-#   --gpu       also run the GPU tests (VIDFS_GPU=1) with every mount on NVDEC
-#               (VIDFS_TEST_OPTS=backend=nvdec); skips the sanitizer pass
+#   --gpu       also run the GPU tests (VIDFS_GPU=1), every mount with backend=auto
+#               (NVDEC for what it decodes, the CPU for the rest, as a user gets;
+#               test_gpu.py mounts backend=nvdec itself); skips the sanitizer pass
 #   --no-asan   skip the sanitizer pass
 #   --prebuilt  install and build nothing: pytest only, with the binary $VIDFS_BIN and
 #               the interpreter $VIDFS_PYTHON (a machine with nothing installable, given
@@ -28,7 +29,7 @@ for a in "$@"; do
         --gpu) GPU=1; ASAN=0 ;;
         --no-asan) ASAN=0 ;;
         --prebuilt) PREBUILT=1; ASAN=0 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) PYTEST_ARGS+=("$a") ;;
     esac
 done
@@ -49,7 +50,9 @@ fi
 export VIDFS_TEST_VIDEOS=${VIDFS_TEST_VIDEOS:-$ROOT/build/test-videos}
 if [ "$GPU" = 1 ]; then
     export VIDFS_GPU=1
-    export VIDFS_TEST_OPTS=backend=nvdec${VIDFS_TEST_OPTS:+,$VIDFS_TEST_OPTS}
+    # not backend=nvdec: that refuses what NVDEC cannot decode (h264_444.mp4, damaged
+    # frames), which the general tests read
+    export VIDFS_TEST_OPTS=backend=auto${VIDFS_TEST_OPTS:+,$VIDFS_TEST_OPTS}
 else
     export VIDFS_GPU=0
 fi

@@ -14,7 +14,8 @@ int render_frame(struct reader *r, struct media *m, int n, int end, const struct
 {
     AVFrame *f;
     int ret = reader_get_until(r, m, n, end, &f);
-    if (ret < 0) return ret;
+    if (ret < 0)
+        return ret;
     ret = convert_frame(f, req, dst, size);
     av_frame_free(&f);
     if (ret < 0) {
@@ -29,7 +30,8 @@ int render_image(struct reader *r, struct media *m, int n, const struct convert_
 {
     AVFrame *f;
     int ret = reader_get(r, m, n, &f);
-    if (ret < 0) return ret;
+    if (ret < 0)
+        return ret;
     ret = image_encode(f, req->format, req->width, req->height, jpeg_q, out, size);
     av_frame_free(&f);
     return ret < 0 && ret != -ENOMEM ? -EIO : ret;

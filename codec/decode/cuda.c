@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <libavutil/buffer.h>
 
@@ -98,6 +100,20 @@ int cuda_init(void)
 int cuda_device_count(void)
 {
     return cuda_init() < 0 ? 0 : device_count;
+}
+
+int cuda_probe_device_count(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        _exit(cuda_device_count() > 255 ? 255 : cuda_device_count());
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
 }
 
 int cuda_context(int gpu, CUcontext *out)

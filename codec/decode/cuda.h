@@ -36,6 +36,10 @@ int cuda_init(void);
 /* Number of CUDA devices, 0 without a driver. */
 int cuda_device_count(void);
 
+/* The same, counted in a child process, so that this process starts no CUDA before it
+ * forks (CUDA does not survive a fork): for checks made before the daemon starts. */
+int cuda_probe_device_count(void);
+
 /* The primary context of GPU `gpu`, retained once and kept for the process's life (so
  * device buffers that outlive their decoder can always be freed). -ENODEV past the count. */
 int cuda_context(int gpu, CUcontext *out);

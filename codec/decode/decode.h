@@ -19,6 +19,12 @@ struct decode_opts {
 struct decode_backend {
     const char *name;
     size_t priv_size; /* zeroed before open */
+    int gpu;          /* decodes on a GPU (decode_opts.gpu): frames are counted per GPU */
+
+    /* Optional (NULL: always usable): 0 when this machine can run the backend, else a
+     * negative errno. Called before the daemon forks, so it starts nothing in this
+     * process that would not survive a fork (CUDA). */
+    int (*probe)(void);
 
     /* 0 when this backend can decode a stream with these parameters, -ENOTSUP if not. */
     int (*supports)(const AVCodecParameters *par, const struct decode_opts *opts);
@@ -44,5 +50,17 @@ extern const struct decode_backend decode_cpu;
 #if VIDFS_HAVE_NVDEC
 extern const struct decode_backend decode_nvdec;
 #endif
+
+#define DECODE_MAX_BACKENDS 4
+
+/* Every backend built in, in order of preference (GPU first), NULL-terminated. A media is
+ * decoded by the first allowed backend that supports it; a frame that one fails to give
+ * is asked of the next allowed one that supports it. */
+extern const struct decode_backend *const decode_backends[];
+
+/* The backends the `backend` setting allows, in decode_backends[] order, into out
+ * (DECODE_MAX_BACKENDS + 1 entries, NULL-terminated): "auto" allows all, another name
+ * only that backend. -ENOENT for a name that is not built in. */
+int decode_backends_allowed(const char *setting, const struct decode_backend **out);
 
 #endif

@@ -723,9 +723,16 @@ static void nvdec_flush(void *priv)
     cuda_pop();
 }
 
+static int nvdec_probe(void)
+{
+    return cuda_probe_device_count() > 0 ? 0 : -ENODEV;
+}
+
 const struct decode_backend decode_nvdec = {
     .name = "nvdec",
     .priv_size = sizeof(struct nvdec_priv),
+    .gpu = 1,
+    .probe = nvdec_probe,
     .supports = nvdec_supports,
     .open = nvdec_open,
     .reconfigure = nvdec_reconfigure,

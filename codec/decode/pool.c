@@ -85,21 +85,17 @@ void pool_free(struct pool **pp)
     *pp = NULL;
 }
 
-static const struct decode_backend *backend_for(struct pool *p, const struct media *m)
+const struct decode_backend *pool_backend(struct pool *p, const struct media *m,
+                                          const struct decode_backend *after)
 {
-#if VIDFS_HAVE_NVDEC
-    if (p->opts.use_gpu >= 0 && m->par &&
-        decode_nvdec.supports(m->par, &p->opts.decode) == 0)
-        return &decode_nvdec;
-#endif
-    (void)p;
-    (void)m;
-    return &decode_cpu;
-}
-
-const char *pool_backend_for(struct pool *p, const struct media *m)
-{
-    return backend_for(p, m)->name;
+    const struct decode_backend *const *be = p->opts.backends;
+    if (after)
+        while (*be && *be++ != after)
+            ;
+    for (; *be; be++)
+        if (m->par && (*be)->supports(m->par, &p->opts.decode) == 0)
+            return *be;
+    return NULL;
 }
 
 /* Chooses a slot following the order at the top of the file; -1 to wait. */
@@ -145,7 +141,7 @@ static void count_frames(struct pool *p, struct slot *s)
     unsigned long now = s->d->frames_decoded;
     uint64_t delta = now - s->counted;
     s->counted = now;
-    if (strcmp(s->d->backend->name, "cpu")) {
+    if (s->d->backend->gpu) {
         p->st.frames_gpu += delta;
         p->st.frames_by_gpu[slot_gpu(p, s)] += delta;
     } else
@@ -165,11 +161,11 @@ static int prepare(struct pool *p, struct slot *s, const struct decode_backend *
     return decoder_new(be, &o, &s->d);
 }
 
-int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out)
+int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_backend *be,
+                 struct decoder **out)
 {
     if (m->error)
         return -EIO;
-    const struct decode_backend *be = cpu ? &decode_cpu : backend_for(p, m);
     pthread_mutex_lock(&p->lock);
     int i;
     while ((i = choose(p, m, n, be)) < 0)

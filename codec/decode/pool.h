@@ -17,7 +17,9 @@ struct decoder;
 struct pool_opts {
     int size;                 /* decoders at most (busy + idle) */
     struct decode_opts decode;
-    int use_gpu;              /* -1: never, 0: where supported (auto), 1: always (nvdec) */
+    /* The backends allowed, in order of preference, NULL-terminated (decode_backends_allowed):
+     * the pool knows backends only through this list, so a test may give its own. */
+    const struct decode_backend *backends[DECODE_MAX_BACKENDS + 1];
     /* GPU decoders are spread over these ordinals: slot i decodes on gpus[i % ngpus], so
      * parallel readers (each leasing its own slot) land on different GPUs. */
     int gpus[POOL_MAX_GPUS];
@@ -33,15 +35,20 @@ void pool_free(struct pool **p);
  * the first pool_acquire. */
 void pool_spread(struct pool *p, const int *gpus, int n);
 
-/* Leases a decoder attached to m, the best placed for frame n: one already in m just
- * before n, else an idle one reattached, else a new one (evicting the LRU idle one).
- * Blocks while every decoder is busy. cpu: a CPU decoder whatever the backend setting
- * (the fallback for a frame a GPU decoder failed to give). */
-int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out);
+/* The backend for m: the first allowed backend after `after` (NULL: from the first) that
+ * supports m's stream; NULL when none is left. */
+const struct decode_backend *pool_backend(struct pool *p, const struct media *m,
+                                          const struct decode_backend *after);
+
+/* Leases a decoder of backend be (from pool_backend) attached to m, the best placed for
+ * frame n: one already in m just before n, else an idle one reattached, else a new one
+ * (evicting the LRU idle one). Blocks while every decoder is busy. */
+int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_backend *be,
+                 struct decoder **out);
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
 
-/* Counts a frame that a GPU decoder failed to give and the CPU was asked for. */
+/* Counts a frame that a GPU decoder failed to give and the next backend was asked for. */
 void pool_count_fallback(struct pool *p);
 
 struct pool_stats {
@@ -51,8 +58,5 @@ struct pool_stats {
     int busy, idle;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);
-
-/* Name of the backend the pool would use for m ("cpu", "nvdec"). */
-const char *pool_backend_for(struct pool *p, const struct media *m);
 
 #endif

@@ -46,26 +46,30 @@ struct reader {
 };
 
 /* Decodes frame n through a leased decoder; frames on the way go to the cache. A frame a
- * GPU decoder fails to give is asked of a CPU decoder: the bytes are the same by the
- * codec's specification, so a reader gets the frame instead of EIO. */
+ * GPU decoder fails to give is asked of the next backend allowed (the CPU under
+ * backend=auto): the bytes are the same by the codec's specification, so a reader gets the
+ * frame instead of EIO. */
 static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
 {
-    struct decoder *d;
-    int ret = pool_acquire(r->pool, m, n, 0, &d);
-    if (ret < 0)
-        return ret;
-    ret = decoder_get(d, n, out, r->cache);
-    int gpu = d->backend != &decode_cpu;
-    pool_release(r->pool, d);
-    if (ret != -EIO || !gpu)
-        return ret;
-    log_warn("%s: frame %d: the GPU decoder gave none; decoding it on the CPU", m->path, n);
-    pool_count_fallback(r->pool);
-    if ((ret = pool_acquire(r->pool, m, n, 1, &d)) < 0)
-        return ret;
-    ret = decoder_get(d, n, out, r->cache);
-    pool_release(r->pool, d);
-    return ret;
+    const struct decode_backend *be = pool_backend(r->pool, m, NULL), *next;
+    if (!be) {
+        log_error("%s: no decoder allowed by the backend setting can decode its %s stream",
+                  m->path, m->par ? avcodec_get_name(m->par->codec_id) : "video");
+        return -EIO;
+    }
+    for (;; be = next) {
+        struct decoder *d;
+        int ret = pool_acquire(r->pool, m, n, be, &d);
+        if (ret < 0)
+            return ret;
+        ret = decoder_get(d, n, out, r->cache);
+        pool_release(r->pool, d);
+        if (ret != -EIO || !(next = pool_backend(r->pool, m, be)))
+            return ret;
+        log_warn("%s: frame %d: the %s decoder gave none; decoding it with %s", m->path, n,
+                 be->name, next->name);
+        pool_count_fallback(r->pool);
+    }
 }
 
 static struct track *find_track(struct reader *r, uint64_t id, int create)

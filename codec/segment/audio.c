@@ -31,13 +31,15 @@ struct audio {
 void audio_free(struct audio **ap)
 {
     struct audio *a = *ap;
-    if (!a) return;
+    if (!a)
+        return;
     avformat_close_input(&a->in);
     av_packet_free(&a->pkt);
     avcodec_free_context(&a->dec);
     avcodec_free_context(&a->enc);
     av_frame_free(&a->frame);
-    if (a->fifo) av_audio_fifo_free(a->fifo);
+    if (a->fifo)
+        av_audio_fifo_free(a->fifo);
     free(a);
     *ap = NULL;
 }
@@ -49,15 +51,19 @@ static int audio_open_aac(struct audio *a, int global_header)
     const AVCodecParameters *par = a->ist->codecpar;
     const AVCodec *dc = avcodec_find_decoder(par->codec_id);
     const AVCodec *ec = avcodec_find_encoder(AV_CODEC_ID_AAC);
-    if (!dc || !ec) return -ENOTSUP;
+    if (!dc || !ec)
+        return -ENOTSUP;
     a->dec = avcodec_alloc_context3(dc);
     a->enc = avcodec_alloc_context3(ec);
     a->frame = av_frame_alloc();
-    if (!a->dec || !a->enc || !a->frame) return -ENOMEM;
+    if (!a->dec || !a->enc || !a->frame)
+        return -ENOMEM;
     int ret = avcodec_parameters_to_context(a->dec, par);
-    if (ret < 0) return averror_errno(ret);
+    if (ret < 0)
+        return averror_errno(ret);
     a->dec->pkt_timebase = a->ist->time_base;
-    if ((ret = avcodec_open2(a->dec, dc, NULL)) < 0) return averror_errno(ret);
+    if ((ret = avcodec_open2(a->dec, dc, NULL)) < 0)
+        return averror_errno(ret);
     int rate = a->dec->sample_rate, rate_ok = 0;
     for (const int *r = ec->supported_samplerates; r && *r; r++)
         rate_ok |= *r == rate;
@@ -68,7 +74,8 @@ static int audio_open_aac(struct audio *a, int global_header)
             layout = l;
             break;
         }
-        if (!layout && l->nb_channels == a->dec->ch_layout.nb_channels) layout = l;
+        if (!layout && l->nb_channels == a->dec->ch_layout.nb_channels)
+            layout = l;
     }
     /* FFmpeg 5.1's AAC encoder lists no layouts (only the old masks): any of up to 8
      * channels then, in the source's layout or the default one for its count. */
@@ -81,16 +88,21 @@ static int audio_open_aac(struct audio *a, int global_header)
             av_channel_layout_default(&any, nch);
         layout = &any;
     }
-    if (!rate_ok || !layout) return -ENOTSUP;
-    if ((ret = av_channel_layout_copy(&a->enc->ch_layout, layout)) < 0) return averror_errno(ret);
+    if (!rate_ok || !layout)
+        return -ENOTSUP;
+    if ((ret = av_channel_layout_copy(&a->enc->ch_layout, layout)) < 0)
+        return averror_errno(ret);
     a->enc->sample_rate = rate;
     a->enc->sample_fmt = AV_SAMPLE_FMT_FLTP;
     a->enc->time_base = (AVRational){1, rate};
     a->enc->bit_rate = 64000 * (layout->nb_channels > 1 ? 2 : 1);
-    if (global_header) a->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    if ((ret = avcodec_open2(a->enc, ec, NULL)) < 0) return averror_errno(ret);
+    if (global_header)
+        a->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    if ((ret = avcodec_open2(a->enc, ec, NULL)) < 0)
+        return averror_errno(ret);
     a->fifo = av_audio_fifo_alloc(AV_SAMPLE_FMT_FLTP, layout->nb_channels, 4096);
-    if (!a->fifo) return -ENOMEM;
+    if (!a->fifo)
+        return -ENOMEM;
     a->total = av_rescale_q(a->end - a->start, a->ist->time_base, a->enc->time_base);
     return 0;
 }
@@ -102,7 +114,8 @@ int audio_open(enum audio_mode mode, const struct media *m, struct output *o, in
                int64_t t1, struct audio **out)
 {
     *out = NULL;
-    if (mode == AUDIO_NONE) return 0;
+    if (mode == AUDIO_NONE)
+        return 0;
     struct audio *a = calloc(1, sizeof(*a));
     if (!a || !(a->pkt = av_packet_alloc())) {
         free(a);
@@ -141,13 +154,14 @@ int audio_open(enum audio_mode mode, const struct media *m, struct output *o, in
     }
     /* A second before the span, so that a decoder has warmed up by its start. */
     int64_t back = av_rescale_q(AV_TIME_BASE, AV_TIME_BASE_Q, a->ist->time_base);
-    if (a->start > back) av_seek_frame(a->in, s, a->start - back, AVSEEK_FLAG_BACKWARD);
+    if (a->start > back)
+        av_seek_frame(a->in, s, a->start - back, AVSEEK_FLAG_BACKWARD);
     *out = a;
     return 0;
 drop:
     log_warn("%s: segment without audio: cannot %s its %s audio into %s (%s)", m->path,
-             copy ? "copy" : "encode", avcodec_get_name(a->ist->codecpar->codec_id), o->c->ext,
-             strerror(-ret));
+             copy ? "copy" : "encode", avcodec_get_name(a->ist->codecpar->codec_id),
+             o->c->ext, strerror(-ret));
     audio_free(&a);
     return ret == -ENOMEM ? ret : 0;
 }
@@ -165,7 +179,8 @@ static int audio_drain_encoder(struct audio *a, struct output *o)
 {
     int ret;
     while ((ret = avcodec_receive_packet(a->enc, a->pkt)) >= 0)
-        if ((ret = audio_write(a, o, a->pkt, a->enc->time_base)) < 0) return ret;
+        if ((ret = audio_write(a, o, a->pkt, a->enc->time_base)) < 0)
+            return ret;
     return ret == AVERROR(EAGAIN) || ret == AVERROR_EOF ? 0 : averror_errno(ret);
 }
 
@@ -190,8 +205,10 @@ static int audio_encode_fifo(struct audio *a, struct output *o, int flush)
             ret = avcodec_send_frame(a->enc, f);
         }
         av_frame_free(&f);
-        if (ret < 0) return ret == -ENOMEM ? ret : averror_errno(ret);
-        if ((ret = audio_drain_encoder(a, o)) < 0) return ret;
+        if (ret < 0)
+            return ret == -ENOMEM ? ret : averror_errno(ret);
+        if ((ret = audio_drain_encoder(a, o)) < 0)
+            return ret;
     }
     if (flush) {
         avcodec_send_frame(a->enc, NULL);
@@ -235,10 +252,11 @@ static int audio_take_frame(struct audio *a, const AVFrame *f)
             log_warn("segments: audio format changes mid-stream; dropping what differs");
         return 0;
     }
-    int64_t pts = f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp : f->pts;
-    int64_t off = pts == AV_NOPTS_VALUE
-                      ? a->written
-                      : av_rescale_q(pts - a->start, a->ist->time_base, a->enc->time_base);
+    int64_t pts = f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp
+                                                              : f->pts;
+    int64_t off = pts == AV_NOPTS_VALUE ? a->written
+                                        : av_rescale_q(pts - a->start, a->ist->time_base,
+                                                       a->enc->time_base);
     int lo = off < 0 ? (int)FFMIN(-off, f->nb_samples) : 0;
     int take = (int)FFMIN(f->nb_samples - lo, a->total - a->written);
     if (take <= 0) {
@@ -246,15 +264,18 @@ static int audio_take_frame(struct audio *a, const AVFrame *f)
         return 0;
     }
     float *planes[AV_NUM_DATA_POINTERS] = {0};
-    if (nch > AV_NUM_DATA_POINTERS) return 0;
+    if (nch > AV_NUM_DATA_POINTERS)
+        return 0;
     int ret = 0;
     for (int c = 0; c < nch && ret == 0; c++) {
         planes[c] = malloc(sizeof(float) * (size_t)take);
-        if (!planes[c]) ret = -ENOMEM;
+        if (!planes[c])
+            ret = -ENOMEM;
         for (int i = 0; planes[c] && i < take; i++)
             planes[c][i] = sample_at(f, c, lo + i);
     }
-    if (ret == 0 && av_audio_fifo_write(a->fifo, (void **)planes, take) < take) ret = -ENOMEM;
+    if (ret == 0 && av_audio_fifo_write(a->fifo, (void **)planes, take) < take)
+        ret = -ENOMEM;
     for (int c = 0; c < nch; c++)
         free(planes[c]);
     a->written += take;
@@ -265,11 +286,13 @@ static int audio_take_frame(struct audio *a, const AVFrame *f)
 static int audio_decode(struct audio *a, struct output *o, const AVPacket *pkt)
 {
     int ret = avcodec_send_packet(a->dec, pkt);
-    if (ret < 0 && ret != AVERROR_EOF) return 0; /* a damaged packet: go on with the next */
+    if (ret < 0 && ret != AVERROR_EOF)
+        return 0; /* a damaged packet: go on with the next */
     while ((ret = avcodec_receive_frame(a->dec, a->frame)) >= 0) {
         ret = audio_take_frame(a, a->frame);
         av_frame_unref(a->frame);
-        if (ret < 0 || (ret = audio_encode_fifo(a, o, 0)) < 0) return ret;
+        if (ret < 0 || (ret = audio_encode_fifo(a, o, 0)) < 0)
+            return ret;
     }
     return 0; /* EAGAIN, EOF, or a frame that does not decode: go on */
 }
@@ -277,9 +300,10 @@ static int audio_decode(struct audio *a, struct output *o, const AVPacket *pkt)
 /* Writes the audio up to `until` (video time base; INT64_MAX: to the end of the span). */
 int audio_pump(struct audio *a, struct output *o, const struct media *m, int64_t until)
 {
-    if (!a) return 0;
-    int64_t lim =
-        until == INT64_MAX ? INT64_MAX : av_rescale_q(until, m->time_base, a->ist->time_base);
+    if (!a)
+        return 0;
+    int64_t lim = until == INT64_MAX ? INT64_MAX
+                                     : av_rescale_q(until, m->time_base, a->ist->time_base);
     int ret = 0;
     while (!a->done) {
         if (!a->pending) {
@@ -305,18 +329,22 @@ int audio_pump(struct audio *a, struct output *o, const struct media *m, int64_t
         if (a->dec) {
             ret = audio_decode(a, o, a->pkt);
         } else if (ts != AV_NOPTS_VALUE && ts >= a->start) {
-            if (a->pkt->pts != AV_NOPTS_VALUE) a->pkt->pts -= a->start;
-            if (a->pkt->dts != AV_NOPTS_VALUE) a->pkt->dts -= a->start;
+            if (a->pkt->pts != AV_NOPTS_VALUE)
+                a->pkt->pts -= a->start;
+            if (a->pkt->dts != AV_NOPTS_VALUE)
+                a->pkt->dts -= a->start;
             ret = audio_write(a, o, a->pkt, a->ist->time_base);
         }
         av_packet_unref(a->pkt);
-        if (ret < 0) return ret;
+        if (ret < 0)
+            return ret;
     }
     av_packet_unref(a->pkt);
     a->pending = 0;
     if (a->dec && until == INT64_MAX && !a->flushed) {
         a->flushed = 1;
-        if ((ret = audio_decode(a, o, NULL)) < 0) return ret;
+        if ((ret = audio_decode(a, o, NULL)) < 0)
+            return ret;
         return audio_encode_fifo(a, o, 1);
     }
     return 0;

@@ -18,7 +18,7 @@ static int identify(const struct index *ix, const AVPacket *pkt, int from, int e
 {
     for (int q = from; q < end && q < from + 64; q++) {
         const struct index_packet *ip = &ix->packets[q];
-        if (pkt->pos >= 0 && ip->pos >= 0                             ? pkt->pos == ip->pos
+        if (pkt->pos >= 0 && ip->pos >= 0 ? pkt->pos == ip->pos
             : pkt->dts != AV_NOPTS_VALUE && ip->dts != AV_NOPTS_VALUE ? pkt->dts == ip->dts
                                                                       : pkt->pts == ip->pts)
             return q;
@@ -31,8 +31,10 @@ static int read_video(AVFormatContext *in, int stream, AVPacket *pkt)
     for (;;) {
         av_packet_unref(pkt);
         int ret = av_read_frame(in, pkt);
-        if (ret < 0) return ret == AVERROR_EOF ? -ENODATA : averror_errno(ret);
-        if (pkt->stream_index == stream) return 0;
+        if (ret < 0)
+            return ret == AVERROR_EOF ? -ENODATA : averror_errno(ret);
+        if (pkt->stream_index == stream)
+            return 0;
     }
 }
 
@@ -51,13 +53,17 @@ static int seek_packet(const struct media *m, AVFormatContext **in, int target, 
     int linear = from == 0 || av_seek_frame(*in, m->stream, ts, AVSEEK_FLAG_BACKWARD) < 0;
     for (int n = 0;; n++) {
         int ret = read_video(*in, m->stream, pkt);
-        if (ret < 0) return -EIO;
+        if (ret < 0)
+            return -EIO;
         int c = linear ? (n > target) - (n < target) : index_packet_cmp(pkt, ip);
-        if (c == 0) return 0;
+        if (c == 0)
+            return 0;
         if (c > 0) {
-            if (linear) return -EIO;
+            if (linear)
+                return -EIO;
             avformat_close_input(in);
-            if ((ret = media_open_demuxer(m, in)) < 0) return ret;
+            if ((ret = media_open_demuxer(m, in)) < 0)
+                return ret;
             linear = 1;
             n = -1;
         }
@@ -77,7 +83,8 @@ static int cmp_i64(const void *a, const void *b)
 static int synth_dts(const int64_t *pts, int n, int64_t *dts)
 {
     int64_t *s = malloc(sizeof(*s) * (size_t)n);
-    if (!s) return -ENOMEM;
+    if (!s)
+        return -ENOMEM;
     memcpy(s, pts, sizeof(*s) * (size_t)n);
     qsort(s, (size_t)n, sizeof(*s), cmp_i64);
     int d = 0;
@@ -110,10 +117,12 @@ static int copy_plan(const struct media *m, const struct range *r, struct copy_p
     cp->packet = malloc(sizeof(*cp->packet) * (size_t)max);
     int64_t *pts = malloc(sizeof(*pts) * (size_t)max);
     int ret = -ENOMEM;
-    if (!cp->packet || !pts) goto fail;
+    if (!cp->packet || !pts)
+        goto fail;
     for (int p = r->start_packet; p < r->end_packet; p++) {
         const struct index_packet *ip = &ix->packets[p];
-        if (key >= 0 && ip->frame >= 0 && ip->frame < key) continue;
+        if (key >= 0 && ip->frame >= 0 && ip->frame < key)
+            continue;
         missing |= ip->dts == AV_NOPTS_VALUE;
         pts[cp->n] = ip->pts - r->t0;
         cp->packet[cp->n++] = p;
@@ -146,7 +155,8 @@ static int annexb_open(const struct media *m, const struct output_container *c, 
     const char *name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
                        : par->codec_id == AV_CODEC_ID_HEVC ? "hevc_mp4toannexb"
                                                            : NULL;
-    if (strcmp(c->format, "mpegts") || !name || par->extradata_size < 4) return 0;
+    if (strcmp(c->format, "mpegts") || !name || par->extradata_size < 4)
+        return 0;
     if (par->extradata[0] != 1) { /* Annex B: the extradata are the parameter sets */
         ab->prefix = par->extradata;
         ab->prefix_size = par->extradata_size;
@@ -170,7 +180,8 @@ static int annexb_put(struct annexb *ab, AVFormatContext *oc, AVPacket *pkt)
     if (ab->prefix_size > 0) {
         AVPacket *q = av_packet_alloc();
         int ret = q ? av_new_packet(q, ab->prefix_size + pkt->size) : AVERROR(ENOMEM);
-        if (ret >= 0) ret = av_packet_copy_props(q, pkt);
+        if (ret >= 0)
+            ret = av_packet_copy_props(q, pkt);
         if (ret < 0) {
             av_packet_free(&q);
             av_packet_unref(pkt);
@@ -189,10 +200,13 @@ static int annexb_put(struct annexb *ab, AVFormatContext *oc, AVPacket *pkt)
 static int annexb_write(struct annexb *ab, AVFormatContext *oc, AVPacket *pkt)
 {
     int ret;
-    if (!ab->bsf) return annexb_put(ab, oc, pkt);
-    if ((ret = av_bsf_send_packet(ab->bsf, pkt)) < 0) return ret;
+    if (!ab->bsf)
+        return annexb_put(ab, oc, pkt);
+    if ((ret = av_bsf_send_packet(ab->bsf, pkt)) < 0)
+        return ret;
     while ((ret = av_bsf_receive_packet(ab->bsf, pkt)) >= 0)
-        if ((ret = annexb_put(ab, oc, pkt)) < 0) return ret;
+        if ((ret = annexb_put(ab, oc, pkt)) < 0)
+            return ret;
     return ret == AVERROR(EAGAIN) ? 0 : ret;
 }
 
@@ -206,7 +220,8 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
     AVFormatContext *in = NULL;
     AVPacket *pkt = av_packet_alloc();
     int ret = pkt ? media_open_demuxer(m, &in) : -ENOMEM;
-    if (ret < 0) goto fail;
+    if (ret < 0)
+        goto fail;
     if ((ret = seek_packet(m, &in, r->start_packet, pkt)) < 0) {
         log_error("%s: cannot find packet %d for a copy segment", m->path, r->start_packet);
         goto fail;
@@ -218,7 +233,8 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
         ret = -EIO;
         goto fail;
     }
-    if ((ret = output_open(&o, c, path)) < 0) goto fail;
+    if ((ret = output_open(&o, c, path)) < 0)
+        goto fail;
     if ((ret = avcodec_parameters_copy(o.video->codecpar, m->par)) < 0) {
         ret = averror_errno(ret);
         goto fail;
@@ -229,7 +245,8 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
     if ((ret = output_copy_side_data(o.video, in->streams[m->stream])) < 0 ||
         (ret = audio_open(audio, m, &o, r->t0, r->t1, &a)) < 0 || (ret = output_header(&o)) < 0)
         goto fail;
-    if ((ret = copy_plan(m, r, &cp)) < 0 || (ret = annexb_open(m, c, &ab)) < 0) goto fail;
+    if ((ret = copy_plan(m, r, &cp)) < 0 || (ret = annexb_open(m, c, &ab)) < 0)
+        goto fail;
     /* Packets are identified against the index as they come, not counted: a demuxer may
      * lose one just after a seek (MPEG-PS), which then costs that packet only. */
     int cur = r->start_packet, lost = 0; /* pkt holds index packet cur */
@@ -239,7 +256,8 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
         if (i < cp.n && cp.packet[i] == cur) {
             /* A packet without pts (AVI) keeps none: the muxer derives it from the dts and
              * the codec's delay, as for a stream copy by the ffmpeg CLI. */
-            if (pkt->pts != AV_NOPTS_VALUE) pkt->pts -= r->t0;
+            if (pkt->pts != AV_NOPTS_VALUE)
+                pkt->pts -= r->t0;
             /* The index's dts, from a scan from the start: after a seek some demuxers
              * (Matroska) give none until their parser has caught up. */
             const struct index_packet *ip = &m->index->packets[cur];
@@ -256,12 +274,14 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
                 goto fail;
             }
             int64_t lead = (int64_t)(AUDIO_LEAD_S / av_q2d(m->time_base));
-            if ((ret = audio_pump(a, &o, m, at + lead)) < 0) goto fail;
+            if ((ret = audio_pump(a, &o, m, at + lead)) < 0)
+                goto fail;
             i++;
         }
         while (i < cp.n) {
             if ((ret = read_video(in, m->stream, pkt)) < 0) {
-                if (ret != -ENODATA) goto fail;
+                if (ret != -ENODATA)
+                    goto fail;
                 lost += cp.n - i;
                 i = cp.n;
                 break;
@@ -274,8 +294,10 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
         }
     }
     if (lost)
-        log_warn("%s: %d packets of a copy segment did not come out of the demuxer", m->path, lost);
-    if ((ret = audio_pump(a, &o, m, INT64_MAX)) < 0) goto fail;
+        log_warn("%s: %d packets of a copy segment did not come out of the demuxer", m->path,
+                 lost);
+    if ((ret = audio_pump(a, &o, m, INT64_MAX)) < 0)
+        goto fail;
     ret = output_close(&o, 1);
 fail:
     output_close(&o, 0);

@@ -9,14 +9,15 @@
 #include <libavcodec/avcodec.h>
 
 static const struct output_container containers[] = {
-    {"mp4", "mp4", 1},      {"m4v", "mp4", 1},   {"mov", "mov", 1},
+    {"mp4", "mp4", 1}, {"m4v", "mp4", 1}, {"mov", "mov", 1},
     {"mkv", "matroska", 0}, {"ts", "mpegts", 0},
 };
 
 const struct output_container *output_container_find(const char *ext)
 {
     for (size_t i = 0; ext && i < sizeof(containers) / sizeof(containers[0]); i++)
-        if (!strcmp(ext, containers[i].ext)) return &containers[i];
+        if (!strcmp(ext, containers[i].ext))
+            return &containers[i];
     return NULL;
 }
 
@@ -26,16 +27,17 @@ int output_container_takes(const struct output_container *c, enum AVCodecID id)
 {
     if (!strcmp(c->format, "mpegts")) {
         static const enum AVCodecID ts[] = {
-            AV_CODEC_ID_H264,  AV_CODEC_ID_HEVC, AV_CODEC_ID_MPEG1VIDEO, AV_CODEC_ID_MPEG2VIDEO,
-            AV_CODEC_ID_MPEG4, AV_CODEC_ID_AAC,  AV_CODEC_ID_MP2,        AV_CODEC_ID_MP3,
-            AV_CODEC_ID_AC3,   AV_CODEC_ID_EAC3, AV_CODEC_ID_OPUS,
+            AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_MPEG1VIDEO, AV_CODEC_ID_MPEG2VIDEO,
+            AV_CODEC_ID_MPEG4, AV_CODEC_ID_AAC, AV_CODEC_ID_MP2, AV_CODEC_ID_MP3,
+            AV_CODEC_ID_AC3, AV_CODEC_ID_EAC3, AV_CODEC_ID_OPUS,
         };
         for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++)
-            if (ts[i] == id) return 1;
+            if (ts[i] == id)
+                return 1;
         return 0;
     }
-    if (c->faststart &&
-        (id == AV_CODEC_ID_OPUS || id == AV_CODEC_ID_FLAC || id == AV_CODEC_ID_VORBIS))
+    if (c->faststart && (id == AV_CODEC_ID_OPUS || id == AV_CODEC_ID_FLAC ||
+                         id == AV_CODEC_ID_VORBIS))
         return 0;
     const AVOutputFormat *of = av_guess_format(c->format, NULL, NULL);
     return of && avformat_query_codec(of, id, FF_COMPLIANCE_NORMAL) == 1;
@@ -45,10 +47,12 @@ int output_open(struct output *o, const struct output_container *c, const char *
 {
     o->c = c;
     int ret = avformat_alloc_output_context2(&o->oc, NULL, c->format, path);
-    if (ret < 0) return averror_errno(ret);
+    if (ret < 0)
+        return averror_errno(ret);
     /* The mp4 muxer reopens the file by name for faststart, so write by name too. */
     ret = avio_open(&o->oc->pb, path, AVIO_FLAG_WRITE);
-    if (ret < 0) return averror_errno(ret);
+    if (ret < 0)
+        return averror_errno(ret);
     o->video = avformat_new_stream(o->oc, NULL);
     return o->video ? 0 : -ENOMEM;
 }
@@ -56,7 +60,8 @@ int output_open(struct output *o, const struct output_container *c, const char *
 int output_header(struct output *o)
 {
     AVDictionary *opts = NULL;
-    if (o->c->faststart) av_dict_set(&opts, "movflags", "+faststart", 0);
+    if (o->c->faststart)
+        av_dict_set(&opts, "movflags", "+faststart", 0);
     int ret = avformat_write_header(o->oc, &opts);
     av_dict_free(&opts);
     if (ret < 0) {
@@ -88,7 +93,8 @@ int output_copy_side_data(AVStream *dst, const AVStream *src)
     for (int i = 0; i < src->nb_side_data; i++) {
         const AVPacketSideData *sd = &src->side_data[i];
         uint8_t *p = av_stream_new_side_data(dst, sd->type, sd->size);
-        if (!p) return -ENOMEM;
+        if (!p)
+            return -ENOMEM;
         memcpy(p, sd->data, sd->size);
     }
     return 0;

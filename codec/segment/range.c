@@ -27,13 +27,15 @@ int range_find(const struct media *m, const struct segment_req *req, struct rang
         /* The packets of every frame up to the last one named; packets between them that
          * display later are references those frames need (B-frames), so they stay. */
         for (int f = r->first; f < r->last; f++)
-            if (ix->frames[f].packet + 1 > r->end_packet) r->end_packet = ix->frames[f].packet + 1;
+            if (ix->frames[f].packet + 1 > r->end_packet)
+                r->end_packet = ix->frames[f].packet + 1;
         /* The first frame shown: the keyframe, or with an edit list's discarded lead-in
          * (key < 0) the first frame the source shows. */
         r->base = key >= 0 ? key : r->first;
         for (int p = r->start_packet; p < r->end_packet; p++) {
             int f = ix->packets[p].frame;
-            if (f >= 0 && f < r->base && key < 0) r->base = f;
+            if (f >= 0 && f < r->base && key < 0)
+                r->base = f;
         }
     }
     r->t0 = ix->frames[r->base].pts;

@@ -32,15 +32,16 @@ static int open_encoder(struct transcode *t, const AVFrame *f)
     /* The nominal rate of the span, for rate control; timestamps carry the real timing. */
     AVRational fps = {0, 1};
     int64_t span = r->t1 - r->t0;
-    if (span > 0) fps = av_d2q((r->last - r->first) / (span * av_q2d(m->time_base)), 1000000);
+    if (span > 0)
+        fps = av_d2q((r->last - r->first) / (span * av_q2d(m->time_base)), 1000000);
     struct encode_input in = {
         .width = f->width,
         .height = f->height,
         .pix_fmt = f->format,
         .time_base = m->time_base,
         .framerate = fps,
-        .sample_aspect_ratio =
-            f->sample_aspect_ratio.num ? f->sample_aspect_ratio : m->par->sample_aspect_ratio,
+        .sample_aspect_ratio = f->sample_aspect_ratio.num ? f->sample_aspect_ratio
+                                                          : m->par->sample_aspect_ratio,
         .color_range = f->color_range,
         .colorspace = f->colorspace,
         .color_primaries = f->color_primaries,
@@ -49,7 +50,8 @@ static int open_encoder(struct transcode *t, const AVFrame *f)
         .global_header = !!(t->o.oc->oformat->flags & AVFMT_GLOBALHEADER),
     };
     int ret = encode_open(t->opts->sessions, t->opts->enc, &in, &t->enc);
-    if (ret < 0) return ret;
+    if (ret < 0)
+        return ret;
     AVStream *st = t->o.video;
     if ((ret = avcodec_parameters_from_context(st->codecpar, t->enc->ctx)) < 0)
         return averror_errno(ret);
@@ -60,9 +62,11 @@ static int open_encoder(struct transcode *t, const AVFrame *f)
     if (media_open_demuxer(m, &src) == 0) {
         ret = output_copy_side_data(st, src->streams[m->stream]);
         avformat_close_input(&src);
-        if (ret < 0) return ret;
+        if (ret < 0)
+            return ret;
     }
-    if ((ret = audio_open(t->opts->audio, m, &t->o, r->t0, r->t1, &t->a)) < 0) return ret;
+    if ((ret = audio_open(t->opts->audio, m, &t->o, r->t0, r->t1, &t->a)) < 0)
+        return ret;
     return output_header(&t->o);
 }
 
@@ -75,7 +79,8 @@ static int drain(struct transcode *t)
     while ((ret = encode_receive(t->enc, t->pkt)) == 0) {
         /* Encoders do not carry durations through; the index has each frame's. */
         int n = index_find_pts(ix, t->pkt->pts + t->r->t0);
-        if (n >= 0) t->pkt->duration = ix->frames[n].duration;
+        if (n >= 0)
+            t->pkt->duration = ix->frames[n].duration;
         int64_t at = t->pkt->dts != AV_NOPTS_VALUE ? t->pkt->dts : t->pkt->pts;
         t->pkt->stream_index = t->o.video->index;
         av_packet_rescale_ts(t->pkt, ctx->time_base, t->o.video->time_base);
@@ -84,7 +89,8 @@ static int drain(struct transcode *t)
             return averror_errno(ret);
         }
         int64_t lead = (int64_t)(AUDIO_LEAD_S / av_q2d(t->m->time_base));
-        if ((ret = audio_pump(t->a, &t->o, t->m, at + t->r->t0 + lead)) < 0) return ret;
+        if ((ret = audio_pump(t->a, &t->o, t->m, at + t->r->t0 + lead)) < 0)
+            return ret;
     }
     return ret == -EAGAIN || ret == -ENODATA ? 0 : ret;
 }
@@ -97,23 +103,26 @@ int transcode_write(const struct transcode_opts *opts, struct media *m, const st
     struct transcode t = {.opts = opts, .m = m, .r = r, .last_pts = INT64_MIN};
     t.pkt = av_packet_alloc();
     int ret = t.pkt ? output_open(&t.o, c, path) : -ENOMEM;
-    if (ret < 0) goto fail;
+    if (ret < 0)
+        goto fail;
     for (int n = r->first; n < r->last; n++) {
         AVFrame *f = NULL;
         ret = reader_get_until(opts->reader, m, n, r->last, &f);
-        if (ret == -ENOMEM) goto fail;
+        if (ret == -ENOMEM)
+            goto fail;
         if (ret < 0) {
             /* A damaged frame in the middle costs that frame, not the whole clip. */
             if (!t.skipped++)
-                log_warn("%s: frame %d cannot be decoded (%s); segment goes without it", m->path, n,
-                         strerror(-ret));
+                log_warn("%s: frame %d cannot be decoded (%s); segment goes without it",
+                         m->path, n, strerror(-ret));
             continue;
         }
         /* GPU-decoded frames go to the encoder as the CPU decoder would give them. */
         AVFrame *h = NULL;
         ret = convert_to_host(f, &h);
         av_frame_free(&f);
-        if (ret < 0) goto fail;
+        if (ret < 0)
+            goto fail;
         f = h;
         if (!t.enc && (ret = open_encoder(&t, f)) < 0) {
             av_frame_free(&f);
@@ -121,13 +130,15 @@ int transcode_write(const struct transcode_opts *opts, struct media *m, const st
         }
         /* The reader's AVFrame is our own reference: its fields are ours to set. */
         f->pts = ix->frames[n].pts - r->t0;
-        if (f->pts <= t.last_pts) f->pts = t.last_pts + 1; /* equal pts in a broken source */
+        if (f->pts <= t.last_pts)
+            f->pts = t.last_pts + 1; /* equal pts in a broken source */
         t.last_pts = f->pts;
         f->pkt_duration = ix->frames[n].duration;
         f->key_frame = 0;
         ret = encode_send(t.enc, f);
         av_frame_free(&f);
-        if (ret < 0 || (ret = drain(&t)) < 0) goto fail;
+        if (ret < 0 || (ret = drain(&t)) < 0)
+            goto fail;
         t.frames++;
     }
     if (!t.frames) {

@@ -2,6 +2,7 @@
 every backend). Runs only with VIDFS_GPU=1 (scripts/test.sh --gpu)."""
 
 import concurrent.futures as cf
+import errno
 import json
 import os
 import shutil
@@ -31,6 +32,18 @@ def nvdec_mount(gpu, make_mount, corpus):
     return make_mount(corpus, "nvdec", opts=["backend=nvdec"])
 
 
+def decoded(m):
+    """frames_decoded of the mount's stats.json: frames per backend."""
+    with open(os.path.join(m.mnt, ".vidfs", "stats.json")) as f:
+        return json.load(f)["frames_decoded"]
+
+
+def assert_all_from_nvdec(m):
+    """backend=nvdec means NVDEC: every frame decoded came from it, none from the CPU."""
+    d = decoded(m)
+    assert d["nvdec"] > 0 and d["cpu"] == 0 and d["gpu_fallbacks"] == 0, d
+
+
 @pytest.mark.parametrize("name", NVDEC_CLIPS)
 def test_nvdec_frames_are_bit_exact(nvdec_mount, name):
     r = util.ref(name)
@@ -40,6 +53,7 @@ def test_nvdec_frames_are_bit_exact(nvdec_mount, name):
         if got != r.frame("nv12", i):
             wrong.append(f"frame {i}: {util.describe_diff(got, r.frame('nv12', i))}")
     assert wrong == []
+    assert_all_from_nvdec(nvdec_mount)
 
 
 def test_nvdec_p010_is_bit_exact(nvdec_mount):
@@ -47,6 +61,7 @@ def test_nvdec_p010_is_bit_exact(nvdec_mount):
     for i in r.sample_indices():
         got = util.read_all(os.path.join(nvdec_mount.mnt, "hevc_10bit.mp4", "frames", f"{i}.p010"))
         assert got == r.frame("p010", i), f"frame {i}: {util.describe_diff(got, r.frame('p010', i))}"
+    assert_all_from_nvdec(nvdec_mount)
 
 
 @pytest.mark.parametrize("fmt", ["rgb", "rgbp"])
@@ -55,12 +70,31 @@ def test_nvdec_rgb_close_to_ffmpeg(nvdec_mount, fmt):
     for i in r.sample_indices()[:5]:
         got = util.read_all(os.path.join(nvdec_mount.mnt, "h264_720p.mp4", "frames", f"{i}.{fmt}"))
         assert util.psnr(got, r.frame(fmt, i)) >= 40, i
+    assert_all_from_nvdec(nvdec_mount)
 
 
 def test_nvdec_scaled_view(nvdec_mount):
     r = util.ref("h264_720p.mp4")
     got = util.read_all(os.path.join(nvdec_mount.mnt, "h264_720p.mp4", "frames_320x180", "5.rgb"))
     assert util.psnr(got, r.frame("rgb", 5, (320, 180))) >= 35
+    assert_all_from_nvdec(nvdec_mount)
+
+
+def test_nvdec_does_not_fall_back_to_the_cpu(gpu, make_mount, corpus):
+    """H.264 4:4:4 is beyond NVDEC: backend=nvdec refuses its frames (EIO, a log line naming
+    the codec); backend=auto serves them from the CPU."""
+    strict = make_mount(corpus, "nvdec444", opts=["backend=nvdec"])
+    with pytest.raises(OSError) as e:
+        util.read_all(os.path.join(strict.mnt, "h264_444.mp4", "frames", "0.nv12"))
+    assert e.value.errno == errno.EIO
+    assert "h264" in strict.new_log()
+    assert decoded(strict)["cpu"] == 0
+    auto = make_mount(corpus, "auto444", opts=["backend=auto"])
+    r = util.ref("h264_444.mp4")
+    # gray is the Y plane, untouched by any conversion: bit-exact for 4:4:4 too
+    assert util.read_all(os.path.join(auto.mnt, "h264_444.mp4", "frames", "0.gray")) == \
+        r.frame("gray", 0)
+    assert decoded(auto)["cpu"] > 0
 
 
 def test_auto_backend_is_bit_exact(gpu, make_mount, corpus):
@@ -69,6 +103,7 @@ def test_auto_backend_is_bit_exact(gpu, make_mount, corpus):
         r = util.ref(name)
         i = r.n // 2
         assert util.read_all(os.path.join(m.mnt, name, "frames", f"{i}.nv12")) == r.frame("nv12", i)
+    assert decoded(m)["nvdec"] > 0
 
 
 def gpu_count():

@@ -49,6 +49,24 @@ def test_bad_decode_setting_is_an_error(vidfs_bin, tmp_path, corpus, opt):
     assert r.returncode != 0 and opt.split("=")[0] in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("daemon", [False, True])
+def test_nvdec_backend_without_a_gpu_refuses_to_mount(vidfs_bin, tmp_path, corpus, daemon):
+    """backend=nvdec means NVDEC: with no usable GPU the mount does not start (foreground or
+    daemon), and says why, instead of decoding everything on the CPU."""
+    if os.environ.get("VIDFS_GPU") == "1":
+        pytest.skip("a GPU is here (VIDFS_GPU=1): backend=nvdec mounts; test_gpu.py covers it")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = [vidfs_bin] + (["-f"] if not daemon else []) + [
+        "-o", f"backend=nvdec,cache_dir={tmp_path / 'cache'}", corpus, str(mnt)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    mounted = os.path.ismount(mnt)
+    if mounted:
+        subprocess.call(["fusermount3", "-uz", str(mnt)])
+    assert not mounted and r.returncode != 0, r.stderr
+    assert "backend=nvdec" in r.stderr and "GPU" in r.stderr, r.stderr
+
+
 def test_daemon_mode_mounts_and_unmounts(vidfs_bin, tmp_path, corpus):
     """Without -f vidfs returns once mounted (what scripts/run.sh does)."""
     mnt = tmp_path / "mnt"

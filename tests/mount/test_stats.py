@@ -15,7 +15,7 @@ def stats(m):
 
 
 def decoded(s):
-    """Frames decoded by any backend (the suite also runs with backend=nvdec)."""
+    """Frames decoded by any backend (on a GPU machine the suite runs with backend=auto)."""
     return s["frames_decoded"]["cpu"] + s["frames_decoded"].get("nvdec", 0)
 
 
