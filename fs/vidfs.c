@@ -30,7 +30,7 @@ static int parse_gpus(const char *s, struct pool_opts *po)
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 0 || v > 255 || (*end && *end != ',') ||
-            po->ngpus == POOL_MAX_GPUS) {
+            po->ngpus == DECODE_MAX_GPUS) {
             log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
             return -EINVAL;
         }
@@ -54,7 +54,7 @@ static void init_gpus(struct vidfs *fs)
     if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0)
         return;
     if (!po.ngpus) /* "all" */
-        for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
+        for (int i = 0; i < count && i < DECODE_MAX_GPUS; i++)
             po.gpus[n++] = i;
     for (int i = 0; i < po.ngpus; i++) {
         if (po.gpus[i] < count)

@@ -13,12 +13,7 @@ SRC=${1:-samples}
 MNT=${2:-mnt}
 
 bash scripts/deps.sh
-if [ -f build/meson-private/coredata.dat ]; then
-    meson setup --reconfigure build >/dev/null
-else
-    meson setup build
-fi
-meson compile -C build
+bash scripts/build.sh build
 
 if [ $# -lt 1 ]; then
     bash scripts/gen-samples.sh "$SRC"

@@ -74,18 +74,6 @@ unmount_stale() {
 }
 unmount_stale
 
-# meson setup once (build/ may already hold test-videos/ without being a build
-# dir yet), reconfigure after that.
-build() {
-    local dir=$1; shift
-    if [ -f "$dir/meson-private/coredata.dat" ]; then
-        meson setup --reconfigure "$dir" "$@" >/dev/null
-    else
-        meson setup "$dir" "$@"
-    fi
-    meson compile -C "$dir"
-}
-
 RESULTS=()        # "what: outcome" lines for the recap
 FAILED=0
 FINAL_LINE=""     # the pytest summary line printed last
@@ -104,7 +92,7 @@ run_pass() {
     fi
     echo
     echo "=============== $label: build $dir ==============="
-    if ! build "$dir" "$@"; then
+    if ! bash scripts/build.sh "$dir" "$@"; then
         RESULTS+=("$label build: FAILED")
         FAILED=1
         FIRST_BAD_LINE=${FIRST_BAD_LINE:-"$label: build failed"}

@@ -66,46 +66,47 @@ static int has_luma8(enum AVPixelFormat fmt)
            d->comp[0].depth == 8 && d->comp[0].plane == 0 && d->comp[0].step == 1;
 }
 
-/* The layout-only cases: 1 when done, 0 when swscale must do it. Gray is the Y plane as
+/* The layout-only cases: 0 when done, 1 when swscale must do it (as copy_layout in
+ * convert_cuda.c). Gray is the Y plane as
  * decoded (DESIGN.md), not ffmpeg's -pix_fmt gray, which stretches it to full range. */
 static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
     int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
     if (req->width != w || req->height != h)
-        return 0;
+        return 1;
     int yuv8 = f->format == AV_PIX_FMT_YUV420P || f->format == AV_PIX_FMT_YUVJ420P;
     int yuv10 = f->format == AV_PIX_FMT_YUV420P10LE;
     size_t luma = (size_t)w * (size_t)h;
     switch (req->format) {
     case FORMAT_GRAY:
         if (!has_luma8(f->format))
-            return 0;
+            return 1;
         copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
-        return 1;
+        return 0;
     case FORMAT_YUV420P:
         if (!yuv8)
-            return 0;
+            return 1;
         copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
         copy_plane(dst + luma, cw, f->data[1], f->linesize[1], cw, ch);
         copy_plane(dst + luma + (size_t)cw * (size_t)ch, cw, f->data[2], f->linesize[2], cw, ch);
-        return 1;
+        return 0;
     case FORMAT_NV12:
         if (!yuv8 && f->format != AV_PIX_FMT_NV12)
-            return 0;
+            return 1;
         copy_plane(dst, w, f->data[0], f->linesize[0], w, h);
         if (yuv8)
             interleave_uv(dst + luma, f, cw, ch);
         else
             copy_plane(dst + luma, 2 * cw, f->data[1], f->linesize[1], 2 * cw, ch);
-        return 1;
+        return 0;
     case FORMAT_P010:
         if (!yuv10)
-            return 0;
+            return 1;
         shift_plane10((uint16_t *)(void *)dst, f, 0, w, h);
         interleave_uv10((uint16_t *)(void *)(dst + 2 * luma), f, cw, ch);
-        return 1;
-    default:
         return 0;
+    default:
+        return 1;
     }
 }
 
@@ -241,7 +242,7 @@ static int cpu_accepts(const AVFrame *src)
 
 static int cpu_run(const AVFrame *src, const struct convert_req *req, uint8_t *dst)
 {
-    if (convert_copy(src, req, dst))
+    if (convert_copy(src, req, dst) == 0)
         return 0;
     return convert_sws(src, req, dst);
 }

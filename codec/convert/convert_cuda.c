@@ -21,15 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_GPUS 16
 
 #if VIDFS_HAVE_CUDA_KERNELS
 extern const unsigned char cuda_convert_ptx[];
 
 /* The module a context: loaded on first use, kept for the process's life. */
 static pthread_mutex_t module_lock = PTHREAD_MUTEX_INITIALIZER;
-static CUfunction kernels[MAX_GPUS];
-static int module_failed[MAX_GPUS];
+static CUfunction kernels[DECODE_MAX_GPUS];
+static int module_failed[DECODE_MAX_GPUS];
 
 /* Call with the GPU's context pushed. */
 static int get_kernel(int gpu, CUfunction *out)
@@ -64,7 +63,7 @@ struct staging {
 };
 
 struct thread_staging {
-    struct staging gpu[MAX_GPUS];
+    struct staging gpu[DECODE_MAX_GPUS];
 };
 
 static pthread_key_t staging_key;
@@ -74,7 +73,7 @@ static int copy_direct;
 static void staging_destroy(void *opaque)
 {
     struct thread_staging *ts = opaque;
-    for (int i = 0; i < MAX_GPUS; i++) {
+    for (int i = 0; i < DECODE_MAX_GPUS; i++) {
         struct staging *s = &ts->gpu[i];
         if (!s->ctx || cuda_push(s->ctx) < 0)
             continue;
@@ -149,17 +148,7 @@ static int ensure_host(struct staging *s, size_t size)
 static int copy_plane(CUdeviceptr src, size_t pitch, void *dst, size_t bytes, size_t rows,
                       CUstream stream)
 {
-    CUDA_MEMCPY2D cp = {
-        .srcMemoryType = CU_MEMORYTYPE_DEVICE,
-        .srcDevice = src,
-        .srcPitch = pitch,
-        .dstMemoryType = CU_MEMORYTYPE_HOST,
-        .dstHost = dst,
-        .dstPitch = bytes,
-        .WidthInBytes = bytes,
-        .Height = rows,
-    };
-    return CU(cuda_cu->cuMemcpy2DAsync(&cp, stream));
+    return cuda_copy_2d(src, pitch, dst, 0, bytes, bytes, rows, stream);
 }
 
 static CUdeviceptr plane(const AVFrame *f, int i)
@@ -351,17 +340,8 @@ static int download(const AVFrame *f, const struct cuda_frame_desc *d, AVFrame *
     for (int i = 0; i < 2 && ret == 0; i++) {
         size_t rows = i ? (size_t)(f->height + 1) / 2 : (size_t)f->height;
         size_t bytes = (i ? (size_t)(f->width + 1) & ~(size_t)1 : (size_t)f->width) * bps;
-        CUDA_MEMCPY2D cp = {
-            .srcMemoryType = CU_MEMORYTYPE_DEVICE,
-            .srcDevice = plane(f, i),
-            .srcPitch = (size_t)f->linesize[i],
-            .dstMemoryType = CU_MEMORYTYPE_HOST,
-            .dstHost = nv->data[i],
-            .dstPitch = (size_t)nv->linesize[i],
-            .WidthInBytes = bytes,
-            .Height = rows,
-        };
-        ret = CU(cuda_cu->cuMemcpy2DAsync(&cp, stream));
+        ret = cuda_copy_2d(plane(f, i), (size_t)f->linesize[i], nv->data[i], 0,
+                           (size_t)nv->linesize[i], bytes, rows, stream);
     }
     if (ret == 0)
         ret = CU(cuda_cu->cuStreamSynchronize(stream));

@@ -10,7 +10,6 @@
 
 #include <libavutil/buffer.h>
 
-#define MAX_GPUS 16
 
 CudaFunctions *cuda_cu;
 CuvidFunctions *cuda_cuvid;
@@ -21,7 +20,7 @@ static int init_result = -ENOTSUP;
 static int device_count;
 
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
-static CUcontext contexts[MAX_GPUS];
+static CUcontext contexts[DECODE_MAX_GPUS];
 
 int cuda_check(CUresult r, const char *call, const char *func, int line)
 {
@@ -55,10 +54,6 @@ static int load_host_functions(void)
         FFNV_SYM_FUNC(lib, "cuMemHostAlloc");
     cuda_host.cuMemFreeHost =
         (CUresult CUDAAPI(*)(void *))(uintptr_t)FFNV_SYM_FUNC(lib, "cuMemFreeHost");
-    cuda_host.cuMemHostRegister = (CUresult CUDAAPI(*)(void *, size_t, unsigned))(uintptr_t)
-        FFNV_SYM_FUNC(lib, "cuMemHostRegister_v2");
-    cuda_host.cuMemHostUnregister =
-        (CUresult CUDAAPI(*)(void *))(uintptr_t)FFNV_SYM_FUNC(lib, "cuMemHostUnregister");
     return cuda_host.cuMemHostAlloc && cuda_host.cuMemFreeHost ? 0 : -ENOTSUP;
 }
 
@@ -81,8 +76,8 @@ static void init_once_fn(void)
         goto fail;
     if (CU(cuda_cu->cuDeviceGetCount(&device_count)) < 0 || device_count <= 0)
         goto fail;
-    if (device_count > MAX_GPUS)
-        device_count = MAX_GPUS;
+    if (device_count > DECODE_MAX_GPUS)
+        device_count = DECODE_MAX_GPUS;
     init_result = 0;
     return;
 fail:
@@ -114,6 +109,23 @@ int cuda_probe_device_count(void)
         if (errno != EINTR)
             return -errno;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+}
+
+int cuda_copy_2d(CUdeviceptr src, size_t src_pitch, void *dst_host, CUdeviceptr dst_dev,
+                 size_t dst_pitch, size_t width, size_t rows, CUstream stream)
+{
+    CUDA_MEMCPY2D cp = {
+        .srcMemoryType = CU_MEMORYTYPE_DEVICE,
+        .srcDevice = src,
+        .srcPitch = src_pitch,
+        .dstMemoryType = dst_host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE,
+        .dstHost = dst_host,
+        .dstDevice = dst_host ? 0 : dst_dev,
+        .dstPitch = dst_pitch,
+        .WidthInBytes = width,
+        .Height = rows,
+    };
+    return CU(cuda_cu->cuMemcpy2DAsync(&cp, stream));
 }
 
 int cuda_context(int gpu, CUcontext *out)

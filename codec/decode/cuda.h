@@ -6,6 +6,7 @@
 #ifndef VIDFS_CUDA_H
 #define VIDFS_CUDA_H
 
+#include "decode.h"
 #include "log.h"
 
 /* ffnvcodec's loader prints to stderr when libcuda is missing, which is the normal case
@@ -24,8 +25,6 @@ extern CuvidFunctions *cuda_cuvid;
 struct cuda_host_functions {
     CUresult CUDAAPI (*cuMemHostAlloc)(void **pp, size_t bytes, unsigned int flags);
     CUresult CUDAAPI (*cuMemFreeHost)(void *p);
-    CUresult CUDAAPI (*cuMemHostRegister)(void *p, size_t bytes, unsigned int flags);
-    CUresult CUDAAPI (*cuMemHostUnregister)(void *p);
 };
 extern struct cuda_host_functions cuda_host;
 
@@ -47,6 +46,12 @@ int cuda_context(int gpu, CUcontext *out);
 /* Maps a CUresult to a negative errno; logs `call` (its source text) unless r is success. */
 int cuda_check(CUresult r, const char *call, const char *func, int line);
 #define CU(x) cuda_check((x), #x, __func__, __LINE__)
+
+/* Queues a copy of rows x width bytes from the device plane src (src_pitch) on stream: to
+ * host memory at dst_host when not NULL, else to device memory at dst_dev. The caller
+ * holds the context pushed and waits for the stream. */
+int cuda_copy_2d(CUdeviceptr src, size_t src_pitch, void *dst_host, CUdeviceptr dst_dev,
+                 size_t dst_pitch, size_t width, size_t rows, CUstream stream);
 
 /* cuCtxPushCurrent / cuCtxPopCurrent through CU(). Every push is popped on every path. */
 int cuda_push(CUcontext ctx);

@@ -9,6 +9,9 @@
 
 #include <libavcodec/avcodec.h>
 
+/* GPUs one process decodes on at most. */
+#define DECODE_MAX_GPUS 16
+
 struct decode_opts {
     int threads;    /* codec threads, 0 = automatic */
     int gpu;        /* CUDA ordinal for GPU backends */

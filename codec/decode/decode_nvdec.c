@@ -17,6 +17,7 @@
 #include "decode.h"
 #include "averror.h"
 #include "cuda.h"
+#include "media.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -428,9 +429,7 @@ static int create_parser(struct nvdec_priv *p)
 static int create_bsf(struct nvdec_priv *p)
 {
     av_bsf_free(&p->bsf);
-    const char *name = p->codec == cudaVideoCodec_H264   ? "h264_mp4toannexb"
-                       : p->codec == cudaVideoCodec_HEVC ? "hevc_mp4toannexb"
-                                                         : NULL;
+    const char *name = media_annexb_filter(p->par->codec_id);
     if (!name)
         return 0;
     const AVBitStreamFilter *f = av_bsf_get_by_name(name);
@@ -655,23 +654,14 @@ static int nvdec_receive_frame(void *priv, AVFrame *frame)
     int w = p->width, h = p->height, bps = p->bit_depth > 8 ? 2 : 1;
     CUdeviceptr dst = (CUdeviceptr)(uintptr_t)buf->data;
     /* The mapped surface has the target size; its chroma starts after an even row count. */
-    CUDA_MEMCPY2D cp = {
-        .srcMemoryType = CU_MEMORYTYPE_DEVICE,
-        .srcDevice = src,
-        .srcPitch = src_pitch,
-        .dstMemoryType = CU_MEMORYTYPE_DEVICE,
-        .dstDevice = dst,
-        .dstPitch = (size_t)p->pitch,
-        .WidthInBytes = (size_t)w * (size_t)bps,
-        .Height = (size_t)h,
-    };
-    ret = CU(cuda_cu->cuMemcpy2DAsync(&cp, p->stream));
-    cp.srcDevice = src + (CUdeviceptr)src_pitch * (CUdeviceptr)((h + 1) & ~1);
-    cp.dstDevice = dst + (CUdeviceptr)p->pitch * (CUdeviceptr)h;
-    cp.WidthInBytes = (size_t)((w + 1) & ~1) * (size_t)bps;
-    cp.Height = (size_t)(h + 1) / 2;
+    size_t pitch = (size_t)p->pitch;
+    ret = cuda_copy_2d(src, src_pitch, NULL, dst, pitch, (size_t)w * (size_t)bps, (size_t)h,
+                       p->stream);
     if (ret == 0)
-        ret = CU(cuda_cu->cuMemcpy2DAsync(&cp, p->stream));
+        ret = cuda_copy_2d(src + (CUdeviceptr)src_pitch * (CUdeviceptr)((h + 1) & ~1),
+                           src_pitch, NULL, dst + (CUdeviceptr)pitch * (CUdeviceptr)h, pitch,
+                           (size_t)((w + 1) & ~1) * (size_t)bps, (size_t)(h + 1) / 2,
+                           p->stream);
     /* The surface goes back to the decoder at once: the unmap is ordered after the copy
      * on this stream (FFmpeg's nvdec relies on the same). Readers wait for the event. */
     struct cuda_frame_desc *d = (void *)desc->data;

@@ -45,7 +45,7 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
     p->opts = *opts;
     if (p->opts.size < 1)
         p->opts.size = 1;
-    if (p->opts.ngpus < 1 || p->opts.ngpus > POOL_MAX_GPUS) {
+    if (p->opts.ngpus < 1 || p->opts.ngpus > DECODE_MAX_GPUS) {
         p->opts.gpus[0] = p->opts.decode.gpu;
         p->opts.ngpus = 1;
     }
@@ -62,7 +62,7 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
 
 void pool_spread(struct pool *p, const int *gpus, int n)
 {
-    if (n < 1 || n > POOL_MAX_GPUS)
+    if (n < 1 || n > DECODE_MAX_GPUS)
         return;
     pthread_mutex_lock(&p->lock);
     memcpy(p->opts.gpus, gpus, (size_t)n * sizeof(*gpus));

@@ -12,8 +12,6 @@
 struct media;
 struct decoder;
 
-#define POOL_MAX_GPUS 16
-
 struct pool_opts {
     int size;                 /* decoders at most (busy + idle) */
     struct decode_opts decode;
@@ -22,7 +20,7 @@ struct pool_opts {
     const struct decode_backend *backends[DECODE_MAX_BACKENDS + 1];
     /* GPU decoders are spread over these ordinals: slot i decodes on gpus[i % ngpus], so
      * parallel readers (each leasing its own slot) land on different GPUs. */
-    int gpus[POOL_MAX_GPUS];
+    int gpus[DECODE_MAX_GPUS];
     int ngpus; /* 0: GPU decode.gpu only */
 };
 
@@ -53,8 +51,8 @@ void pool_count_fallback(struct pool *p);
 
 struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
-    uint64_t frames_by_gpu[POOL_MAX_GPUS]; /* frames_gpu, per GPU gpus[i] */
-    int gpus[POOL_MAX_GPUS], ngpus;
+    uint64_t frames_by_gpu[DECODE_MAX_GPUS]; /* frames_gpu, per GPU gpus[i] */
+    int gpus[DECODE_MAX_GPUS], ngpus;
     int busy, idle;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);

@@ -227,3 +227,10 @@ int media_open_demuxer(const struct media *m, AVFormatContext **out)
     *out = fmt;
     return 0;
 }
+
+const char *media_annexb_filter(enum AVCodecID id)
+{
+    return id == AV_CODEC_ID_H264 ? "h264_mp4toannexb"
+           : id == AV_CODEC_ID_HEVC ? "hevc_mp4toannexb"
+                                    : NULL;
+}

@@ -50,4 +50,8 @@ int media_nb_frames(const struct media *m);
  * parameters found; for decoders and segment writers, which each need their own. */
 int media_open_demuxer(const struct media *m, AVFormatContext **out);
 
+/* The bitstream filter that turns this codec's length-prefixed (MP4-style) packets into
+ * Annex B, or NULL for codecs that have no Annex B form. */
+const char *media_annexb_filter(enum AVCodecID id);
+
 #endif

@@ -152,9 +152,7 @@ struct annexb {
 static int annexb_open(const struct media *m, const struct output_container *c, struct annexb *ab)
 {
     const AVCodecParameters *par = m->par;
-    const char *name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
-                       : par->codec_id == AV_CODEC_ID_HEVC ? "hevc_mp4toannexb"
-                                                           : NULL;
+    const char *name = media_annexb_filter(par->codec_id);
     if (strcmp(c->format, "mpegts") || !name || par->extradata_size < 4)
         return 0;
     if (par->extradata[0] != 1) { /* Annex B: the extradata are the parameter sets */

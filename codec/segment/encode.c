@@ -221,13 +221,6 @@ void encode_sessions_free(struct encode_sessions **ssp)
     *ssp = NULL;
 }
 
-void encode_sessions_stats(struct encode_sessions *ss, struct encode_sessions_stats *st)
-{
-    pthread_mutex_lock(&ss->lock);
-    *st = (struct encode_sessions_stats){ss->max, ss->in_use, !ss->absent};
-    pthread_mutex_unlock(&ss->lock);
-}
-
 /* 0 with a session taken; -ENODEV when NVENC is absent; -EBUSY when none came free in
  * wait_ms. */
 static int sessions_acquire(struct encode_sessions *ss)

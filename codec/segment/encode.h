@@ -66,11 +66,6 @@ struct encode_sessions;
 int encode_sessions_new(int max_sessions, int wait_ms, struct encode_sessions **out);
 void encode_sessions_free(struct encode_sessions **ss);
 
-struct encode_sessions_stats {
-    int max, in_use, available; /* available: NVENC not known to fail */
-};
-void encode_sessions_stats(struct encode_sessions *ss, struct encode_sessions_stats *st);
-
 struct encoder {
     AVCodecContext *ctx;
     const struct encode_backend *backend;

@@ -22,6 +22,9 @@ VIDEOS = os.environ.get("BENCH_VIDEOS", os.path.join(REPO, "build", "bench-video
 RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(REPO, "build", "bench-results"))
 QUICK = "--quick" in sys.argv[1:]
 
+sys.path.insert(0, os.path.join(REPO, "tests", "mount"))
+import util  # noqa: E402  (starting and stopping vidfs, shared with the tests)
+
 
 def log(*a):
     print(*a, flush=True)
@@ -29,15 +32,20 @@ def log(*a):
 
 # ---------------------------------------------------------------- test videos
 
-def ffmpeg_gen(path, size, seconds, fps=25, gop=None, preset="veryfast", src="testsrc2"):
-    """Generates an H.264 clip with the ffmpeg CLI unless it is already there."""
+def ffmpeg_gen(path, size, seconds, fps=25, gop=None, preset="veryfast", src="testsrc2",
+               audio=False):
+    """Generates an H.264 clip (with a 440 Hz AAC tone when audio) with the ffmpeg CLI
+    unless it is already there."""
     if os.path.exists(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".part.mp4"
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
-           "-i", f"{src}=size={size}:rate={fps}:duration={seconds}",
-           "-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi",
+           "-i", f"{src}=size={size}:rate={fps}:duration={seconds}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                "-c:a", "aac", "-b:a", "96k"]
+    cmd += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
     if gop:
         cmd += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
     cmd += [tmp]
@@ -75,16 +83,18 @@ def rss_kib(pid, key="VmRSS"):
     return 0
 
 
-class Mount:
-    """vidfs SRC on a fresh mountpoint, in the foreground (-f) so that we know its pid.
+class Mount(util.Mount):
+    """tests/mount/util.py's Mount on a fresh mountpoint, as a context manager, with an RSS
+    sampler; its log goes to RESULTS/vidfs.log.
 
     cache_dir: the disk store (indexes). Pass the same one to keep indexes between mounts
     (a remount is then 'cold' only in memory: empty frame cache, no decoders)."""
 
     def __init__(self, src, cache_dir, **opts):
-        self.src = src
-        self.cache_dir = cache_dir
-        self.opts = opts
+        os.makedirs(RESULTS, exist_ok=True)
+        super().__init__(src, tempfile.mkdtemp(prefix="vidfs-bench-mnt-"), cache_dir,
+                         os.path.join(RESULTS, "vidfs.log"),
+                         [f"{k}={v}" for k, v in opts.items()], binary=VIDFS)
         self.cache_mb = int(opts.get("cache_mb", 1024))
         self.peak_rss = 0
         self.hwm = 0
@@ -92,18 +102,7 @@ class Mount:
     def __enter__(self):
         if not os.access(VIDFS, os.X_OK):
             sys.exit(f"bench: no vidfs binary at {VIDFS} (build it, or set VIDFS_BIN)")
-        self.mnt = tempfile.mkdtemp(prefix="vidfs-bench-mnt-")
-        os.makedirs(self.cache_dir, exist_ok=True)
-        o = ",".join([f"cache_dir={self.cache_dir}"] + [f"{k}={v}" for k, v in self.opts.items()])
-        os.makedirs(RESULTS, exist_ok=True)
-        self.log = open(os.path.join(RESULTS, "vidfs.log"), "a")
-        self.proc = subprocess.Popen([VIDFS, "-f", "-o", o, self.src, self.mnt],
-                                     stdout=self.log, stderr=self.log)
-        t = time.time()
-        while not os.path.ismount(self.mnt):
-            if self.proc.poll() is not None or time.time() - t > 20:
-                raise RuntimeError(f"vidfs did not mount (see {self.log.name})")
-            time.sleep(0.02)
+        self.start(timeout=30)
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -132,14 +131,7 @@ class Mount:
         self.hwm = rss_kib(self.proc.pid, "VmHWM")
         self._stop.set()
         self._sampler.join()
-        subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            subprocess.run(["fusermount3", "-uz", self.mnt], stderr=subprocess.DEVNULL)
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        self.stop()
         os.rmdir(self.mnt)
         return False
 

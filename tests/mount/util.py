@@ -256,10 +256,12 @@ def extra_opts():
 
 
 class Mount:
-    """One vidfs daemon in the foreground (-f), its stderr in a log file."""
+    """One vidfs daemon in the foreground (-f), its stderr in a log file. The one way the
+    tests and the benchmarks (scripts/bench/common.py) start and stop vidfs."""
 
-    def __init__(self, src, mnt, cache_dir, log_path, opts=()):
+    def __init__(self, src, mnt, cache_dir, log_path, opts=(), binary=None):
         self.src, self.mnt, self.cache_dir, self.log_path = src, mnt, cache_dir, log_path
+        self.binary = binary or vidfs_bin()
         # the test's own options last, so that they win over VIDFS_TEST_OPTS
         self.opts = [f"cache_dir={cache_dir}"] + extra_opts() + list(opts)
         self.proc = None
@@ -270,7 +272,7 @@ class Mount:
 
     @property
     def cmd(self):
-        return [vidfs_bin(), "-f", "-o", ",".join(self.opts), self.src, self.mnt]
+        return [self.binary, "-f", "-o", ",".join(self.opts), self.src, self.mnt]
 
     def start(self, timeout=30):
         os.makedirs(self.mnt, exist_ok=True)
