@@ -20,6 +20,7 @@
 
 struct cli {
     char *source;
+    char *mountpoint;
     char *config;
     int show_help, show_version, print_config;
     char **sets; /* "key=value" options for the config, applied after the file */
@@ -73,6 +74,8 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
             c->source = strdup(arg);
             return 0;
         }
+        if (!c->mountpoint) /* kept for libfuse too */
+            c->mountpoint = strdup(arg);
         return 1;
     case FUSE_OPT_KEY_OPT:
         if (is_config_key(arg)) {
@@ -167,6 +170,7 @@ static void catch_crashes(void)
 static void cli_free(struct cli *c)
 {
     free(c->source);
+    free(c->mountpoint);
     free(c->config);
     for (int i = 0; i < c->nsets; i++)
         free(c->sets[i]);
@@ -218,13 +222,16 @@ int main(int argc, char *argv[])
      * Keeping them in the heap lets freed frames be reused warm. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    if (vidfs_new(c.source, &cfg, &fs) < 0) {
+    if (vidfs_new(c.source, c.mountpoint, &cfg, &fs) < 0) {
         config_free(&cfg);
         goto done;
     }
-    /* Read-only at the kernel too, 1 MiB reads (max_read must also be set here), and an
-     * explicit thread bound: libfuse 3.14 otherwise warns about its own default. */
-    fuse_opt_add_arg(&args, "-oro,fsname=vidfs,subtype=vidfs,max_read=1048576,max_threads=32");
+    /* Read-only at the kernel too, modes and owners enforced by it (default_permissions:
+     * with allow_other, others read only what the source lets them), 1 MiB reads
+     * (max_read must also be set here), and an explicit thread bound: libfuse 3.14
+     * otherwise warns about its own default. */
+    fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=vidfs,subtype=vidfs,"
+                            "max_read=1048576,max_threads=32");
     ret = fuse_main(args.argc, args.argv, &vidfs_ops, fs);
 done:
     vidfs_free(&fs);

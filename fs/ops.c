@@ -1,7 +1,7 @@
 /* FUSE operations. Every path goes through vpath_parse; the source path it names is
- * looked up relative to the source directory (openat on its fd, so a mount over a
- * changed cwd still works). Videos are opened through a table of media that is checked
- * against the source's stat on every lookup, so a changed file is re-indexed. */
+ * resolved inside the source directory by the source module (never out of it, never into
+ * this mount). Videos are opened through a table of media that is checked against the
+ * source's stat on every lookup, so a changed file is re-indexed. */
 #include "ops.h"
 #include "convert.h"
 #include "frame_cache.h"
@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "reader.h"
 #include "segment.h"
+#include "source.h"
 #include "store.h"
 #include "vpath.h"
 
@@ -57,6 +58,8 @@ struct vidfs {
     struct config cfg;
     int src_fd;
     char *source;
+    char *mountpoint;
+    struct source *src;
     enum format list_format;
     struct store *store;
     struct pool *pool;
@@ -147,12 +150,15 @@ static struct media_slot *slot_take(struct vidfs *fs, const char *key)
 static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
                      struct media **out, struct media_slot **slot_out)
 {
-    char *path = source_path(fs, rel, len);
     char key[PATH_MAX + 16];
+    if (len >= PATH_MAX)
+        return -ENAMETOOLONG;
+    char *path = source_path(fs, rel, len);
     if (!path)
         return -ENOMEM;
+    snprintf(key, sizeof(key), "%.*s", (int)len, rel);
     struct stat st;
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (source_stat(fs->src, key, &st) < 0 || !S_ISREG(st.st_mode)) {
         free(path);
         return -ENOENT;
     }
@@ -176,7 +182,11 @@ static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
         s->opening = 1;
         pthread_mutex_unlock(&fs->lock);
         struct media *m = NULL;
-        ret = media_open(path, stream, fs->store, &m);
+        int fd;
+        key[len] = '\0'; /* the relative path again */
+        ret = source_open(fs->src, key, 0, &fd, &st);
+        if (ret == 0)
+            ret = media_open(path, fd, stream, fs->store, &m);
         pthread_mutex_lock(&fs->lock);
         s->opening = 0;
         s->m = m;
@@ -284,7 +294,7 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
         memcpy(prefix, rel_of(path), n);
         prefix[n] = '\0';
         struct stat st;
-        if (fstatat(fs->src_fd, prefix, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+        if (source_stat(fs->src, prefix, &st) < 0 || !S_ISDIR(st.st_mode))
             return ret;
     }
 }
@@ -316,10 +326,16 @@ static int frame_geometry(const struct media *m, const struct vpath *vp, int *w,
     return 0;
 }
 
+/* Modes derive from the source's, less the write bits, and the kernel enforces them
+ * (default_permissions): a directory made from a video is r-x where the video is
+ * readable, the files made from it are readable where it is. */
 static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t size)
 {
+    mode_t r = src->st_mode & 0444;
     memset(st, 0, sizeof(*st));
-    st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+    st->st_mode = !dir                    ? S_IFREG | r
+                  : S_ISDIR(src->st_mode) ? S_IFDIR | (src->st_mode & 0555)
+                                          : S_IFDIR | r | r >> 2;
     st->st_nlink = dir ? 2 : 1;
     st->st_size = size;
     st->st_blocks = (size + 511) / 512;
@@ -410,18 +426,20 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     }
     char rel[PATH_MAX];
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
-    if (fstatat(fs->src_fd, *rel ? rel : ".", &src, 0) < 0)
-        return -errno;
+    if ((ret = source_stat(fs->src, rel, &src)) < 0)
+        return ret;
     if (vp.kind == VPATH_PLAIN) {
         if (!S_ISDIR(src.st_mode) && !S_ISREG(src.st_mode))
             return -ENOENT;
         fill_stat(st, &src, S_ISDIR(src.st_mode), S_ISREG(src.st_mode) ? src.st_size : 0);
+        st->st_mode |= src.st_mode & 0111; /* passed through: x bits too */
         return 0;
     }
     if (!S_ISREG(src.st_mode))
         return -ENOENT;
     if (vp.kind == VPATH_SOURCE) {
         fill_stat(st, &src, 0, src.st_size);
+        st->st_mode |= src.st_mode & 0111;
         return 0;
     }
     if (vp.kind == VPATH_FRAMES_CSV) {
@@ -441,9 +459,11 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
 
 static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill_dir_t fill)
 {
-    int fd = openat(fs->src_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    int fd;
+    struct stat st;
+    int ret = source_open(fs->src, rel, 1, &fd, &st);
+    if (ret < 0)
+        return ret;
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
@@ -451,9 +471,8 @@ static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        struct stat st;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-            fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+            source_stat_entry(fs->src, dirfd(d), rel, de->d_name, &st) < 0 ||
             (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
             continue;
         const char *dot = strrchr(de->d_name, '.');
@@ -646,10 +665,11 @@ static int vidfs_open(const char *path, struct fuse_file_info *fi)
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
     switch (vp.kind) {
     case VPATH_PLAIN:
-    case VPATH_SOURCE:
-        h->fd = openat(fs->src_fd, rel, O_RDONLY | O_CLOEXEC);
-        ret = h->fd < 0 ? -errno : 0;
+    case VPATH_SOURCE: {
+        struct stat st;
+        ret = source_open(fs->src, rel, 0, &h->fd, &st);
         break;
+    }
     case VPATH_STATS:
         fi->direct_io = 1;
         ret = set_text(h, stats_json(fs));
@@ -958,6 +978,9 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 1;
     cfg->negative_timeout = 0;
     struct vidfs *fs = fuse_get_context()->private_data;
+    /* Mounted by now: its device is known, and source lookups keep off it. */
+    if (fs->mountpoint)
+        source_avoid_mount(fs->src, fs->mountpoint);
 #if VIDFS_HAVE_NVDEC
     if (strcmp(fs->cfg.backend, "cpu"))
         init_gpus(fs);
@@ -965,7 +988,8 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return fs;
 }
 
-int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
+int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
+              struct vidfs **out)
 {
     struct vidfs *fs = calloc(1, sizeof(*fs));
     if (!fs)
@@ -982,7 +1006,10 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
         goto fail;
     }
     fs->source = realpath(source, NULL);
-    if (!fs->source)
+    fs->mountpoint = mountpoint ? realpath(mountpoint, NULL) : NULL;
+    if (!fs->source || (mountpoint && !fs->mountpoint) ||
+        (ret = source_new(fs->src_fd, fs->source, (int)fs->cfg.follow_symlinks_out,
+                          &fs->src)) < 0)
         goto fail;
     const char *lf = fs->cfg.frame_format;
     fs->list_format = format_from_ext(lf, (int)strlen(lf));
@@ -1032,7 +1059,9 @@ void vidfs_free(struct vidfs **fsp)
     store_free(&fs->store);
     if (fs->src_fd >= 0)
         close(fs->src_fd);
+    source_free(&fs->src);
     free(fs->source);
+    free(fs->mountpoint);
     config_free(&fs->cfg);
     pthread_cond_destroy(&fs->opened);
     pthread_mutex_destroy(&fs->lock);
