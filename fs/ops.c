@@ -150,19 +150,19 @@ static struct media_slot *slot_take(struct vidfs *fs, const char *key)
 static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
                      struct media **out, struct media_slot **slot_out)
 {
-    char key[PATH_MAX + 16];
+    char name[PATH_MAX], key[PATH_MAX + 16];
     if (len >= PATH_MAX)
         return -ENAMETOOLONG;
     char *path = source_path(fs, rel, len);
     if (!path)
         return -ENOMEM;
-    snprintf(key, sizeof(key), "%.*s", (int)len, rel);
+    snprintf(name, sizeof(name), "%.*s", (int)len, rel);
     struct stat st;
-    if (source_stat(fs->src, key, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (source_stat(fs->src, name, &st) < 0 || !S_ISREG(st.st_mode)) {
         free(path);
         return -ENOENT;
     }
-    snprintf(key, sizeof(key), "%.*s\n%d", (int)len, rel, stream);
+    snprintf(key, sizeof(key), "%s\n%d", name, stream);
     pthread_mutex_lock(&fs->lock);
     struct media_slot *s;
     while ((s = slot_find(fs, key)) && s->opening)
@@ -183,8 +183,7 @@ static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
         pthread_mutex_unlock(&fs->lock);
         struct media *m = NULL;
         int fd;
-        key[len] = '\0'; /* the relative path again */
-        ret = source_open(fs->src, key, 0, &fd, &st);
+        ret = source_open(fs->src, name, 0, &fd, &st);
         if (ret == 0)
             ret = media_open(path, fd, stream, fs->store, &m);
         pthread_mutex_lock(&fs->lock);
