@@ -23,11 +23,12 @@ struct cli {
     char *mountpoint;
     char *config;
     int show_help, show_version, print_config;
+    int shared; /* allow_other or allow_root: users other than ours reach the mount */
     char **sets; /* "key=value" options for the config, applied after the file */
     int nsets;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_PRINT_CONFIG };
+enum { KEY_HELP, KEY_VERSION, KEY_PRINT_CONFIG, KEY_SHARED };
 
 #define CLI_OPT(t, p) {t, offsetof(struct cli, p), 1}
 static const struct fuse_opt cli_spec[] = {
@@ -37,6 +38,8 @@ static const struct fuse_opt cli_spec[] = {
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
     FUSE_OPT_KEY("--print-config", KEY_PRINT_CONFIG),
+    FUSE_OPT_KEY("allow_other", KEY_SHARED),
+    FUSE_OPT_KEY("allow_root", KEY_SHARED),
     FUSE_OPT_END,
 };
 
@@ -69,6 +72,9 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
     case KEY_PRINT_CONFIG:
         c->print_config = 1;
         return 0;
+    case KEY_SHARED:
+        c->shared = 1;
+        return 1; /* for libfuse */
     case FUSE_OPT_KEY_NONOPT:
         if (!c->source) {
             c->source = strdup(arg);
@@ -226,12 +232,14 @@ int main(int argc, char *argv[])
         config_free(&cfg);
         goto done;
     }
-    /* Read-only at the kernel too, modes and owners enforced by it (default_permissions:
-     * with allow_other, others read only what the source lets them), 1 MiB reads
-     * (max_read must also be set here), and an explicit thread bound: libfuse 3.14
-     * otherwise warns about its own default. */
-    fuse_opt_add_arg(&args, "-oro,default_permissions,fsname=vidfs,subtype=vidfs,"
-                            "max_read=1048576,max_threads=32");
+    /* Read-only at the kernel too, 1 MiB reads (max_read must also be set here), and an
+     * explicit thread bound: libfuse 3.14 otherwise warns about its own default. */
+    fuse_opt_add_arg(&args, "-oro,fsname=vidfs,subtype=vidfs,max_read=1048576,max_threads=32");
+    /* Others read only what the source lets them: the kernel checks the modes and owners
+     * shown. Only then, as with attributes never cached each check is a GETATTR: a
+     * mount only its user reaches needs none (the daemon reads as that user). */
+    if (c.shared)
+        fuse_opt_add_arg(&args, "-odefault_permissions");
     ret = fuse_main(args.argc, args.argv, &vidfs_ops, fs);
 done:
     vidfs_free(&fs);

@@ -188,6 +188,9 @@ def test_modes_and_owners_come_from_the_source(make_mount, src, workdir):
     os.chmod(src / "other.mp4", 0o755)
     os.symlink("/", src / "link_root")
     m = make_mount(str(src), "esc-perm", opts=["allow_other"])
+    opts = next(line.split()[3] for line in open("/proc/mounts")
+                if line.split()[1] == m.mnt)
+    assert "default_permissions" in opts.split(","), opts
 
     def mode(rel):
         return stat.S_IMODE(os.stat(os.path.join(m.mnt, rel)).st_mode)
