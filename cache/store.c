@@ -76,9 +76,12 @@ void store_free(struct store **sp)
 void store_key(char *buf, size_t size, const char *kind, const struct stat *st,
                const char *extra)
 {
-    int n = snprintf(buf, size, "%s-%" PRIx64 "-%" PRIx64 "-%" PRIx64 "-%" PRIx64 ".%09ld%s%s",
+    int n = snprintf(buf, size,
+                     "%s-%" PRIx64 "-%" PRIx64 "-%" PRIx64 "-%" PRIx64 ".%09ld-%" PRIx64
+                     ".%09ld%s%s",
                      kind, (uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
-                     (uint64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, extra ? "-" : "",
+                     (uint64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                     (uint64_t)st->st_ctim.tv_sec, st->st_ctim.tv_nsec, extra ? "-" : "",
                      extra ? extra : "");
     for (int i = 0; i < n && (size_t)i < size; i++)
         if (buf[i] == '/')

@@ -14,7 +14,8 @@ struct store;
 int store_new(const char *dir, uint64_t max_bytes, struct store **out);
 void store_free(struct store **s);
 
-/* Writes "<kind>-<dev>-<ino>-<size>-<mtime>[-<extra>]" into buf (for file st). */
+/* Writes "<kind>-<dev>-<ino>-<size>-<mtime>-<ctime>[-<extra>]" into buf (for file st):
+ * ctime too, as a rewrite in place can keep size and mtime. */
 void store_key(char *buf, size_t size, const char *kind, const struct stat *st,
                const char *extra);
 

@@ -171,6 +171,10 @@ int config_finish(struct config *cfg)
         log_error("jpeg_quality %ld is outside 2..31", cfg->jpeg_quality);
         return -EINVAL;
     }
+    if (cfg->follow_symlinks_out != 0 && cfg->follow_symlinks_out != 1) {
+        log_error("follow_symlinks_out %ld is not 0 or 1", cfg->follow_symlinks_out);
+        return -EINVAL;
+    }
     if (!*cfg->cache_dir) {
         char *d = xdg_path("XDG_CACHE_HOME", ".cache", "vidfs");
         if (!d)

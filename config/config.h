@@ -41,6 +41,8 @@
                                              "opening one fails)")                             \
     X(segments, nvenc_wait_ms, INT, "2000", "wait this long for an NVENC session before "      \
                                            "falling back to the CPU encoder (0: no wait)")     \
+    X(source, follow_symlinks_out, INT, "0", "1: follow symlinks that lead out of SOURCE_DIR "  \
+                                             "(0: they are hidden)")                           \
     X(log, level, STR, "info", "error, warn, info or debug")
 
 struct config {

@@ -20,13 +20,15 @@
 
 struct cli {
     char *source;
+    char *mountpoint;
     char *config;
     int show_help, show_version, print_config;
+    int shared; /* allow_other or allow_root: users other than ours reach the mount */
     char **sets; /* "key=value" options for the config, applied after the file */
     int nsets;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_PRINT_CONFIG };
+enum { KEY_HELP, KEY_VERSION, KEY_PRINT_CONFIG, KEY_SHARED };
 
 #define CLI_OPT(t, p) {t, offsetof(struct cli, p), 1}
 static const struct fuse_opt cli_spec[] = {
@@ -36,6 +38,8 @@ static const struct fuse_opt cli_spec[] = {
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
     FUSE_OPT_KEY("--print-config", KEY_PRINT_CONFIG),
+    FUSE_OPT_KEY("allow_other", KEY_SHARED),
+    FUSE_OPT_KEY("allow_root", KEY_SHARED),
     FUSE_OPT_END,
 };
 
@@ -68,11 +72,16 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
     case KEY_PRINT_CONFIG:
         c->print_config = 1;
         return 0;
+    case KEY_SHARED:
+        c->shared = 1;
+        return 1; /* for libfuse */
     case FUSE_OPT_KEY_NONOPT:
         if (!c->source) {
             c->source = strdup(arg);
             return 0;
         }
+        if (!c->mountpoint) /* kept for libfuse too */
+            c->mountpoint = strdup(arg);
         return 1;
     case FUSE_OPT_KEY_OPT:
         if (is_config_key(arg)) {
@@ -167,6 +176,7 @@ static void catch_crashes(void)
 static void cli_free(struct cli *c)
 {
     free(c->source);
+    free(c->mountpoint);
     free(c->config);
     for (int i = 0; i < c->nsets; i++)
         free(c->sets[i]);
@@ -218,13 +228,18 @@ int main(int argc, char *argv[])
      * Keeping them in the heap lets freed frames be reused warm. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    if (vidfs_new(c.source, &cfg, &fs) < 0) {
+    if (vidfs_new(c.source, c.mountpoint, &cfg, &fs) < 0) {
         config_free(&cfg);
         goto done;
     }
     /* Read-only at the kernel too, 1 MiB reads (max_read must also be set here), and an
      * explicit thread bound: libfuse 3.14 otherwise warns about its own default. */
     fuse_opt_add_arg(&args, "-oro,fsname=vidfs,subtype=vidfs,max_read=1048576,max_threads=32");
+    /* Others read only what the source lets them: the kernel checks the modes and owners
+     * shown. Only then, as with attributes never cached each check is a GETATTR: a
+     * mount only its user reaches needs none (the daemon reads as that user). */
+    if (c.shared)
+        fuse_opt_add_arg(&args, "-odefault_permissions");
     ret = fuse_main(args.argc, args.argv, &vidfs_ops, fs);
 done:
     vidfs_free(&fs);

@@ -1,7 +1,7 @@
 /* FUSE operations. Every path goes through vpath_parse; the source path it names is
- * looked up relative to the source directory (openat on its fd, so a mount over a
- * changed cwd still works). Videos are opened through a table of media that is checked
- * against the source's stat on every lookup, so a changed file is re-indexed. */
+ * resolved inside the source directory by the source module (never out of it, never into
+ * this mount). Videos are opened through a table of media that is checked against the
+ * source's stat on every lookup, so a changed file is re-indexed. */
 #include "ops.h"
 #include "convert.h"
 #include "frame_cache.h"
@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "reader.h"
 #include "segment.h"
+#include "source.h"
 #include "store.h"
 #include "vpath.h"
 
@@ -57,6 +58,8 @@ struct vidfs {
     struct config cfg;
     int src_fd;
     char *source;
+    char *mountpoint;
+    struct source *src;
     enum format list_format;
     struct store *store;
     struct pool *pool;
@@ -101,10 +104,12 @@ static char *source_path(const struct vidfs *fs, const char *rel, size_t len)
     return p;
 }
 
+/* ctime too: a rewrite in place can keep size and mtime (utime), never ctime. */
 static int same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 static void slot_clear(struct media_slot *s)
@@ -145,16 +150,19 @@ static struct media_slot *slot_take(struct vidfs *fs, const char *key)
 static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
                      struct media **out, struct media_slot **slot_out)
 {
+    char name[PATH_MAX], key[PATH_MAX + 16];
+    if (len >= PATH_MAX)
+        return -ENAMETOOLONG;
     char *path = source_path(fs, rel, len);
-    char key[PATH_MAX + 16];
     if (!path)
         return -ENOMEM;
+    snprintf(name, sizeof(name), "%.*s", (int)len, rel);
     struct stat st;
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (source_stat(fs->src, name, &st) < 0 || !S_ISREG(st.st_mode)) {
         free(path);
         return -ENOENT;
     }
-    snprintf(key, sizeof(key), "%.*s\n%d", (int)len, rel, stream);
+    snprintf(key, sizeof(key), "%s\n%d", name, stream);
     pthread_mutex_lock(&fs->lock);
     struct media_slot *s;
     while ((s = slot_find(fs, key)) && s->opening)
@@ -174,7 +182,10 @@ static int media_get(struct vidfs *fs, const char *rel, size_t len, int stream,
         s->opening = 1;
         pthread_mutex_unlock(&fs->lock);
         struct media *m = NULL;
-        ret = media_open(path, stream, fs->store, &m);
+        int fd;
+        ret = source_open(fs->src, name, 0, &fd, &st);
+        if (ret == 0)
+            ret = media_open(path, fd, stream, fs->store, &m);
         pthread_mutex_lock(&fs->lock);
         s->opening = 0;
         s->m = m;
@@ -282,7 +293,7 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
         memcpy(prefix, rel_of(path), n);
         prefix[n] = '\0';
         struct stat st;
-        if (fstatat(fs->src_fd, prefix, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+        if (source_stat(fs->src, prefix, &st) < 0 || !S_ISDIR(st.st_mode))
             return ret;
     }
 }
@@ -314,10 +325,16 @@ static int frame_geometry(const struct media *m, const struct vpath *vp, int *w,
     return 0;
 }
 
+/* Modes derive from the source's, less the write bits, and the kernel enforces them
+ * (default_permissions): a directory made from a video is r-x where the video is
+ * readable, the files made from it are readable where it is. */
 static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t size)
 {
+    mode_t r = src->st_mode & 0444;
     memset(st, 0, sizeof(*st));
-    st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+    st->st_mode = !dir                    ? S_IFREG | r
+                  : S_ISDIR(src->st_mode) ? S_IFDIR | (src->st_mode & 0555)
+                                          : S_IFDIR | r | r >> 2;
     st->st_nlink = dir ? 2 : 1;
     st->st_size = size;
     st->st_blocks = (size + 511) / 512;
@@ -408,18 +425,20 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     }
     char rel[PATH_MAX];
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
-    if (fstatat(fs->src_fd, *rel ? rel : ".", &src, 0) < 0)
-        return -errno;
+    if ((ret = source_stat(fs->src, rel, &src)) < 0)
+        return ret;
     if (vp.kind == VPATH_PLAIN) {
         if (!S_ISDIR(src.st_mode) && !S_ISREG(src.st_mode))
             return -ENOENT;
         fill_stat(st, &src, S_ISDIR(src.st_mode), S_ISREG(src.st_mode) ? src.st_size : 0);
+        st->st_mode |= src.st_mode & 0111; /* passed through: x bits too */
         return 0;
     }
     if (!S_ISREG(src.st_mode))
         return -ENOENT;
     if (vp.kind == VPATH_SOURCE) {
         fill_stat(st, &src, 0, src.st_size);
+        st->st_mode |= src.st_mode & 0111;
         return 0;
     }
     if (vp.kind == VPATH_FRAMES_CSV) {
@@ -439,9 +458,11 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
 
 static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill_dir_t fill)
 {
-    int fd = openat(fs->src_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    int fd;
+    struct stat st;
+    int ret = source_open(fs->src, rel, 1, &fd, &st);
+    if (ret < 0)
+        return ret;
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
@@ -449,9 +470,8 @@ static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        struct stat st;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-            fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+            source_stat_entry(fs->src, dirfd(d), rel, de->d_name, &st) < 0 ||
             (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
             continue;
         const char *dot = strrchr(de->d_name, '.');
@@ -644,10 +664,11 @@ static int vidfs_open(const char *path, struct fuse_file_info *fi)
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
     switch (vp.kind) {
     case VPATH_PLAIN:
-    case VPATH_SOURCE:
-        h->fd = openat(fs->src_fd, rel, O_RDONLY | O_CLOEXEC);
-        ret = h->fd < 0 ? -errno : 0;
+    case VPATH_SOURCE: {
+        struct stat st;
+        ret = source_open(fs->src, rel, 0, &h->fd, &st);
         break;
+    }
     case VPATH_STATS:
         fi->direct_io = 1;
         ret = set_text(h, stats_json(fs));
@@ -956,6 +977,9 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 1;
     cfg->negative_timeout = 0;
     struct vidfs *fs = fuse_get_context()->private_data;
+    /* Mounted by now: its device is known, and source lookups keep off it. */
+    if (fs->mountpoint)
+        source_avoid_mount(fs->src, fs->mountpoint);
 #if VIDFS_HAVE_NVDEC
     if (strcmp(fs->cfg.backend, "cpu"))
         init_gpus(fs);
@@ -963,7 +987,8 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return fs;
 }
 
-int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
+int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
+              struct vidfs **out)
 {
     struct vidfs *fs = calloc(1, sizeof(*fs));
     if (!fs)
@@ -980,7 +1005,10 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
         goto fail;
     }
     fs->source = realpath(source, NULL);
-    if (!fs->source)
+    fs->mountpoint = mountpoint ? realpath(mountpoint, NULL) : NULL;
+    if (!fs->source || (mountpoint && !fs->mountpoint) ||
+        (ret = source_new(fs->src_fd, fs->source, (int)fs->cfg.follow_symlinks_out,
+                          &fs->src)) < 0)
         goto fail;
     const char *lf = fs->cfg.frame_format;
     fs->list_format = format_from_ext(lf, (int)strlen(lf));
@@ -1030,7 +1058,9 @@ void vidfs_free(struct vidfs **fsp)
     store_free(&fs->store);
     if (fs->src_fd >= 0)
         close(fs->src_fd);
+    source_free(&fs->src);
     free(fs->source);
+    free(fs->mountpoint);
     config_free(&fs->cfg);
     pthread_cond_destroy(&fs->opened);
     pthread_mutex_destroy(&fs->lock);

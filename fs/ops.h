@@ -10,8 +10,10 @@
 struct vidfs;
 
 /* Builds the stores, caches and pool from cfg (taken over: freed by vidfs_free) for the
- * source directory. */
-int vidfs_new(const char *source, struct config *cfg, struct vidfs **out);
+ * source directory, to be mounted at mountpoint (NULL: unknown), which source lookups
+ * never enter. */
+int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
+              struct vidfs **out);
 void vidfs_free(struct vidfs **fs);
 
 /* The operations; private data (fuse_get_context) is the struct vidfs. */
