@@ -89,3 +89,20 @@ def test_pool_bound_holds_under_parallel_readers(make_mount, workdir, corpus):
     assert all(b == ref[i] for i, b in got)
     s = stats(m)
     assert s["decoders"]["busy"] + s["decoders"]["idle"] <= 2, s["decoders"]
+
+
+def test_bytes_served_counts_what_was_read(make_mount, workdir, corpus):
+    """Files on disk (passthrough, source.EXT) count the bytes a read got, not the bytes it
+    asked for past the end of the file."""
+    m = own_mount(make_mount, workdir, corpus, "stats-bytes")
+    with open(os.path.join(workdir, "stats-bytes.src", "note.txt"), "wb") as f:
+        f.write(b"x" * 1000)
+    # reading stats.json is served too: its own bytes count after its snapshot
+    text = util.read_all(os.path.join(m.mnt, ".vidfs", "stats.json"))
+    before = json.loads(text)["bytes_served"] + len(text)
+    got = 0
+    for name in ("note.txt", os.path.join(CLIP, "source.mp4")):
+        with open(os.path.join(m.mnt, name), "rb") as f:
+            got += len(f.read(1 << 20)) + len(f.read(1 << 20))
+    assert got == 1000 + os.path.getsize(os.path.join(corpus, CLIP))
+    assert stats(m)["bytes_served"] - before == got
