@@ -372,7 +372,7 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
         break;
     case VPATH_SEGMENT: {
         struct segment_req req = {vp->seg_start, vp->seg_end, vp->container, vp->seg_copy};
-        if (m->error || !segment_valid(m, &req)) {
+        if (m->error || !segment_valid(fs->segmenter, m, &req)) {
             ret = m->error ? -EIO : -ENOENT;
             break;
         }
@@ -618,7 +618,7 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
                                   h->vp.seg_copy};
         if (h->m->error)
             return -EIO;
-        if (!segment_valid(h->m, &req))
+        if (!segment_valid(fs->segmenter, h->m, &req))
             return -ENOENT;
         fi->direct_io = 1;
         return segment_open(fs->segmenter, h->m, &req, &h->fd);

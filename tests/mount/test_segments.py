@@ -354,6 +354,17 @@ def test_bad_names_are_enoent(mnt, name):
     assert util.errname(util.errno_of(util.read_all, path)) == "ENOENT"
 
 
+def test_av1_into_ts_is_enoent_for_stat_and_open(corpus, make_mount):
+    """MPEG-TS has no mapping for AV1 in FFmpeg: with segment_codec=av1 a .ts segment is a
+    name that cannot exist, so stat says so as open does; other containers exist."""
+    m = make_mount(corpus, "seg-av1-ts", opts=["segment_codec=av1"])
+    path = seg_path(m.mnt, "h264_bframes.mp4", "0-1.ts")
+    assert util.errname(util.errno_of(os.stat, path)) == "ENOENT"
+    assert util.errname(util.errno_of(util.read_all, path)) == "ENOENT"
+    os.stat(seg_path(m.mnt, "h264_bframes.mp4", "0-1.mkv"))
+    os.stat(seg_path(m.mnt, "h264_bframes.mp4", "0-1.copy.ts"))  # h264 copied: fine
+
+
 @pytest.mark.parametrize("clip", ["empty.mp4", "truncated.mp4", "notvideo.mp4"])
 def test_broken_source_is_eio(mnt, clip):
     for name in ("0-1.mp4", "0-1.copy.mkv"):
