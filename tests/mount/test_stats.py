@@ -3,6 +3,8 @@ mount of its own (so that counters start at zero)."""
 import json
 import os
 import shutil
+import subprocess
+import time
 
 import util
 
@@ -106,3 +108,36 @@ def test_bytes_served_counts_what_was_read(make_mount, workdir, corpus):
             got += len(f.read(1 << 20)) + len(f.read(1 << 20))
     assert got == 1000 + os.path.getsize(os.path.join(corpus, CLIP))
     assert stats(m)["bytes_served"] - before == got
+
+
+def test_readahead_without_memory_gives_up_and_does_not_spin(make_mount, workdir, corpus,
+                                                              tmp_path, monkeypatch):
+    """A read-ahead worker that cannot allocate a frame drops its job (logged): readers
+    decode for themselves and get every frame, and the daemon does not spin on the job."""
+    shim = str(tmp_path / "nomem.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim,
+                    os.path.join(os.path.dirname(__file__), "nomem_readahead.c"), "-ldl"],
+                   check=True)
+    with monkeypatch.context() as env:
+        env.setenv("LD_PRELOAD", shim)
+        # the sanitizer build wants its runtime first; the shim only wraps two calls
+        env.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                   ":verify_asan_link_order=0")
+        m = own_mount(make_mount, workdir, corpus, "stats-nomem", ("readahead=8",))
+    r = util.ref(os.path.join(corpus, CLIP))
+    t0 = time.monotonic()
+    for i in range(20):
+        assert read_frame(m, i) == r.frame("nv12", i), i
+    assert time.monotonic() - t0 < 10, "readers waited for read-ahead that never came"
+    s = stats(m)
+    assert s["readahead"]["frames"] == 0, s["readahead"]
+    assert "not read ahead" in m.read_log()
+    cpu = cpu_seconds(m.proc.pid)
+    time.sleep(1)
+    assert cpu_seconds(m.proc.pid) - cpu < 0.2, "the daemon spins while idle"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
