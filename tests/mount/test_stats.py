@@ -110,20 +110,27 @@ def test_bytes_served_counts_what_was_read(make_mount, workdir, corpus):
     assert stats(m)["bytes_served"] - before == got
 
 
+def faulty_mount(make_mount, workdir, corpus, tmp_path, monkeypatch, name, fault, opts=()):
+    """A mount of its own whose read-ahead workers meet fault (see readahead_faults.c)."""
+    shim = str(tmp_path / "faults.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim,
+                    os.path.join(os.path.dirname(__file__), "readahead_faults.c"), "-ldl"],
+                   check=True)
+    with monkeypatch.context() as env:
+        env.setenv("LD_PRELOAD", shim)
+        env.setenv("VIDFS_FAULT", fault)
+        # the sanitizer build wants its runtime first; the shim only wraps three calls
+        env.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                   ":verify_asan_link_order=0")
+        return own_mount(make_mount, workdir, corpus, name, opts)
+
+
 def test_readahead_without_memory_gives_up_and_does_not_spin(make_mount, workdir, corpus,
                                                               tmp_path, monkeypatch):
     """A read-ahead worker that cannot allocate a frame drops its job (logged): readers
     decode for themselves and get every frame, and the daemon does not spin on the job."""
-    shim = str(tmp_path / "nomem.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim,
-                    os.path.join(os.path.dirname(__file__), "nomem_readahead.c"), "-ldl"],
-                   check=True)
-    with monkeypatch.context() as env:
-        env.setenv("LD_PRELOAD", shim)
-        # the sanitizer build wants its runtime first; the shim only wraps two calls
-        env.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
-                   ":verify_asan_link_order=0")
-        m = own_mount(make_mount, workdir, corpus, "stats-nomem", ("readahead=8",))
+    m = faulty_mount(make_mount, workdir, corpus, tmp_path, monkeypatch, "stats-nomem",
+                     "nomem", ("readahead=8",))
     r = util.ref(os.path.join(corpus, CLIP))
     t0 = time.monotonic()
     for i in range(20):
@@ -141,3 +148,34 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_readahead_takes_an_idle_track_when_the_oldest_is_busy(make_mount, workdir, corpus,
+                                                               tmp_path, monkeypatch):
+    """The reader follows 64 media (NTRACK in reader.c). With the oldest one's read-ahead
+    held up, a 65th sequential reader takes over the least recently used idle track and
+    is read ahead, instead of being refused because the oldest track is busy."""
+    gate = str(tmp_path / "gate")
+    open(gate, "w").close()
+    m = faulty_mount(make_mount, workdir, corpus, tmp_path, monkeypatch, "stats-lru",
+                     "gate:" + gate, ("readahead=4",))
+    src = os.path.join(workdir, "stats-lru.src")
+    for i in range(63):
+        shutil.copyfile(os.path.join(corpus, "rotated.mp4"), os.path.join(src, f"f{i}.mp4"))
+    shutil.copyfile(os.path.join(corpus, CLIP), os.path.join(src, "b.mp4"))
+    try:
+        read_frame(m, 0), read_frame(m, 1)  # the oldest track: its read-ahead is held up
+        t0 = time.monotonic()
+        while not os.path.exists(gate + ".taken"):
+            assert time.monotonic() - t0 < 20, "no read-ahead job started"
+            time.sleep(0.02)
+        for i in range(63):
+            util.read_all(os.path.join(m.mnt, f"f{i}.mp4", "frames", "0.gray"))
+        for i in range(6):
+            util.read_all(os.path.join(m.mnt, "b.mp4", "frames", f"{i}.gray"))
+        t0 = time.monotonic()
+        while stats(m)["readahead"]["frames"] == 0:
+            assert time.monotonic() - t0 < 10, "the 65th reader was not read ahead"
+            time.sleep(0.05)
+    finally:
+        os.unlink(gate)
