@@ -74,17 +74,19 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
     return ret;
 }
 
+/* The track of media id; else, with create, the least recently used idle track taken over
+ * (one with a job queued or running holds its media, wherever it is); else NULL. */
 static struct track *find_track(struct reader *r, uint64_t id, int create)
 {
-    struct track *lru = &r->tracks[0];
+    struct track *lru = NULL;
     for (int i = 0; i < NTRACK; i++) {
         struct track *t = &r->tracks[i];
         if (t->media == id)
             return t;
-        if (!t->running && t->job_to < t->job_from && t->used < lru->used)
+        if (!t->running && t->job_to < t->job_from && (!lru || t->used < lru->used))
             lru = t;
     }
-    if (!create || lru->running || lru->job_to >= lru->job_from)
+    if (!create || !lru)
         return NULL;
     media_unref(&lru->m);
     *lru = (struct track){.media = id, .last = -2, .horizon = -1, .job_to = -1};
@@ -94,7 +96,7 @@ static struct track *find_track(struct reader *r, uint64_t id, int create)
 static void *worker_main(void *arg)
 {
     struct reader *r = arg;
-    AVFrame *f = av_frame_alloc();
+    AVFrame *f = NULL;
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct track *t = NULL;
@@ -105,9 +107,18 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&r->work, &r->lock);
             continue;
         }
+        /* Without a frame the job is dropped, not left queued for this loop to find again:
+         * read-ahead is optional, the readers waiting on it decode for themselves. */
+        if (!f && !(f = av_frame_alloc())) {
+            log_error("read-ahead: out of memory; frames %d-%d not read ahead", t->job_from,
+                      t->job_to);
+            t->job_from = t->job_to + 1;
+            pthread_cond_broadcast(&r->progress);
+            continue;
+        }
         t->running = 1;
         struct media *m = media_ref(t->m);
-        while (t->job_from <= t->job_to && !r->stop && f) {
+        while (t->job_from <= t->job_to && !r->stop) {
             int n = t->job_from;
             pthread_mutex_unlock(&r->lock);
             int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f);

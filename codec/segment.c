@@ -162,10 +162,14 @@ static int find_range(const struct media *m, const struct segment_req *req, stru
     return 0;
 }
 
-int segment_valid(const struct media *m, const struct segment_req *req)
+int segment_valid(const struct segmenter *sg, const struct media *m, const struct segment_req *req)
 {
     const struct container *c = find_container(req->container);
     if (!c || !(req->start >= 0) || !(req->end > req->start))
+        return 0;
+    /* What the segment holds must fit the container: AV1 has no mapping in MPEG-TS in
+     * FFmpeg 5.1, whether copied from the source or encoded with segment_codec=av1. */
+    if (!req->copy && !container_takes(c, encode_codec_id(sg->enc.codec)))
         return 0;
     if (m->error)
         return 1; /* a fine name of a broken source: opening it gives EIO */
@@ -1200,14 +1204,10 @@ static void unlink_job(struct segmenter *sg, struct job *job)
 int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
                  int *fd)
 {
-    if (!segment_valid(m, req))
+    if (!segment_valid(sg, m, req))
         return -ENOENT;
     if (m->error)
         return -EIO;
-    /* segment_valid cannot see the settings: AV1 has no mapping in MPEG-TS in FFmpeg 5.1. */
-    if (!req->copy && !container_takes(find_container(req->container),
-                                       encode_codec_id(sg->enc.codec)))
-        return -ENOENT;
     struct range r;
     char key[KEY_MAX];
     if (find_range(m, req, &r) < 0)
@@ -1265,7 +1265,7 @@ int segment_size(struct segmenter *sg, const struct media *m, const struct segme
 {
     struct range r;
     char key[KEY_MAX];
-    if (m->error || !segment_valid(m, req) || find_range(m, req, &r) < 0)
+    if (m->error || !segment_valid(sg, m, req) || find_range(m, req, &r) < 0)
         return -ENOENT;
     make_key(sg, m, req, &r, key);
     int fd, ret = store_open(sg->store, key, &fd);

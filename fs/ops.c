@@ -389,7 +389,7 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
         break;
     case VPATH_SEGMENT: {
         struct segment_req req = {vp->seg_start, vp->seg_end, vp->container, vp->seg_copy};
-        if (m->error || !segment_valid(m, &req)) {
+        if (m->error || !segment_valid(fs->segmenter, m, &req)) {
             ret = m->error ? -EIO : -ENOENT;
             break;
         }
@@ -638,7 +638,7 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
                                   h->vp.seg_copy};
         if (h->m->error)
             return -EIO;
-        if (!segment_valid(h->m, &req))
+        if (!segment_valid(fs->segmenter, h->m, &req))
             return -ENOENT;
         fi->direct_io = 1;
         return segment_open(fs->segmenter, h->m, &req, &h->fd);
@@ -763,6 +763,16 @@ static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
     return ret;
 }
 
+/* What a read of size bytes at off will get from fd: libfuse reads it after we return,
+ * and a request past the end of the file gets only what is left. */
+static uint64_t fd_read_len(int fd, size_t size, off_t off)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || off >= st.st_size)
+        return 0;
+    return (uint64_t)st.st_size - (uint64_t)off < size ? (uint64_t)(st.st_size - off) : size;
+}
+
 /* Files that exist on disk (passthrough, source, stored segments) are handed to libfuse as
  * an fd buffer, so the kernel can splice them; the rest is read into memory. */
 static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
@@ -777,7 +787,8 @@ static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t si
         bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         bv->buf[0].fd = h->fd;
         bv->buf[0].pos = off;
-        __atomic_add_fetch(&get_fs()->bytes_served, size, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&get_fs()->bytes_served, fd_read_len(h->fd, size, off),
+                           __ATOMIC_RELAXED);
         *bufp = bv;
         return 0;
     }

@@ -65,6 +65,11 @@ def rgb_to_planar(rgb, w, h):
     return np.frombuffer(rgb, np.uint8).reshape(h, w, 3).transpose(2, 0, 1).tobytes()
 
 
+def seconds_name(t, decimals=4):
+    """t seconds as a segment name spells it: the one way, no trailing zero ("0.46")."""
+    return f"{t:.{decimals}f}".rstrip("0").rstrip(".")
+
+
 def read_all(path):
     with open(path, "rb") as f:
         return f.read()
