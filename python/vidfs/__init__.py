@@ -11,10 +11,10 @@ Pure Python: numpy is needed, torch is optional (ClipDataset is then a plain seq
 numpy arrays).
 """
 
-from . import formats, samplers
+from . import daemon, formats, samplers
 from .dataset import ClipDataset
 from .formats import split_planes
-from .mount import Mount, MountError, find_binary, mount
+from .daemon import Mount, MountError, find_binary, mount
 from .samplers import (clips_at_keyframes, clips_at_random_indices,
                        clips_at_random_timestamps, clips_at_regular_indices,
                        clips_at_regular_timestamps)
@@ -23,6 +23,6 @@ from .video import Video, VideoError, find_videos
 __all__ = [
     "ClipDataset", "Mount", "MountError", "Video", "VideoError", "clips_at_keyframes",
     "clips_at_random_indices", "clips_at_random_timestamps", "clips_at_regular_indices",
-    "clips_at_regular_timestamps", "find_binary", "find_videos", "formats", "mount",
+    "clips_at_regular_timestamps", "daemon", "find_binary", "find_videos", "formats", "mount",
     "samplers", "split_planes",
 ]

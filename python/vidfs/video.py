@@ -107,9 +107,10 @@ class Video:
         """Frame i (display order; negative counts from the end) as an array of
         formats.shape(fmt, W, H): rgb HWC, rgbp CHW, gray (H, W), nv12/yuv420p/p010 flat.
         size: None (full size), an int (square) or (W, H), one side None to keep the aspect
-        ratio (the frames_WxH views, scaled inside vidfs). out: see frames()."""
-        got = self.frames([i], fmt, size, None if out is None else _unsqueeze(out))
-        return got[0]
+        ratio (the frames_WxH views, scaled inside vidfs). out: an array or tensor of
+        the frame's shape to fill and return (see frames())."""
+        got = self.frames([i], fmt, size, None if out is None else out[None])
+        return got[0] if out is None else out
 
     def frames(self, indices, fmt="rgb", size=None, out=None):
         """Frames at indices (any order, repeats allowed) stacked: (T,) + frame shape.
@@ -205,10 +206,6 @@ def find_videos(root):
 
     walk(os.fspath(root))
     return found
-
-
-def _unsqueeze(out):
-    return out[None] if hasattr(out, "shape") else out
 
 
 def _output(out, shape, dtype):
