@@ -40,11 +40,11 @@ class Mount:
     manager it unmounts on exit. path: the mount point; stderr: what the daemon said."""
 
     def __init__(self, src, mnt=None, binary=None, timeout=30.0, **opts):
+        self.binary = find_binary(binary)
         self.src = os.path.abspath(os.fspath(src))
         self._own_dir = mnt is None
         self.path = tempfile.mkdtemp(prefix="vidfs-") if mnt is None else \
             os.path.abspath(os.fspath(mnt))
-        self.binary = find_binary(binary)
         o = option_string(opts)
         self.cmd = [self.binary, "-f"] + (["-o", o] if o else []) + [self.src, self.path]
         self._log = tempfile.TemporaryFile(prefix="vidfs-stderr-")
@@ -53,6 +53,7 @@ class Mount:
 
     def _start(self, timeout):
         if not os.path.isdir(self.src):
+            self._cleanup_dir()
             raise MountError(f"{self.src}: not a directory")
         os.makedirs(self.path, exist_ok=True)
         if os.path.ismount(self.path):
@@ -77,9 +78,9 @@ class Mount:
     @property
     def stderr(self):
         """Everything the daemon wrote so far (stdout and stderr)."""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        # pread: the daemon writes through the same file offset, which must not move
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def stats(self):
         """The mount's .vidfs/stats.json."""
