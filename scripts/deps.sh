@@ -13,6 +13,8 @@ PACKAGES=(
     # run and test
     fuse3 ffmpeg jq coreutils
     python3 python3-pytest python3-numpy python3-av
+    # the python package's DataLoader tests and examples/; benchmark plots
+    python3-torch python3-matplotlib
 )
 
 missing=()
