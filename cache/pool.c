@@ -7,6 +7,9 @@
  *   3. an idle decoder in this media, which seeks;
  *   4. the least recently used idle decoder, reattached (reconfigured where it fits);
  *   5. otherwise wait for a release.
+ * Requests that wait for 2-5 queue in arrival order: only the oldest may take a slot, so
+ * a request never waits behind later ones (under 64 readers, unordered wake-ups let some
+ * wait a minute). Rule 1 bypasses the queue: nobody else gains as much from that decoder.
  * Opening and attaching run outside the lock: the slot is marked busy first. */
 #include "pool.h"
 #include "decoder.h"
@@ -19,6 +22,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct slot {
     struct decoder *d; /* NULL: free slot */
@@ -29,14 +33,36 @@ struct slot {
     unsigned long counted; /* frames_decoded already added to the stats */
 };
 
+/* A request waiting for a slot by rules 2-5; the queue is in arrival order. */
+struct waiter {
+    struct waiter *next;
+};
+
 struct pool {
     pthread_mutex_t lock;
     pthread_cond_t released;
     struct pool_opts opts;
-    struct slot *slots;
+    int size;  /* slots in use: opts.size, or derived from the machine */
+    int cores;
+    struct slot *slots; /* POOL_MAX_SIZE */
+    struct waiter *queue, **queue_tail;
+    int recent[32]; /* requests active at the last acquires, for cpu_threads */
     uint64_t tick;
     struct pool_stats st;
 };
+
+static int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > POOL_MAX_SIZE ? POOL_MAX_SIZE : (int)n;
+}
+
+/* The bound: the setting, else cores, or two decoders per NVDEC engine when more. */
+static int pool_bound(const struct pool *p, int engines)
+{
+    int n = p->opts.size > 0 ? p->opts.size : FFMAX(p->cores, 2 * engines);
+    return FFMIN(FFMAX(n, 1), POOL_MAX_SIZE);
+}
 
 int pool_new(const struct pool_opts *opts, struct pool **out)
 {
@@ -44,13 +70,14 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
     if (!p)
         return -ENOMEM;
     p->opts = *opts;
-    if (p->opts.size < 1)
-        p->opts.size = 1;
     if (p->opts.ngpus < 1 || p->opts.ngpus > POOL_MAX_GPUS) {
         p->opts.gpus[0] = p->opts.decode.gpu;
         p->opts.ngpus = 1;
     }
-    p->slots = calloc((size_t)p->opts.size, sizeof(*p->slots));
+    p->cores = online_cores();
+    p->size = pool_bound(p, 0);
+    p->queue_tail = &p->queue;
+    p->slots = calloc(POOL_MAX_SIZE, sizeof(*p->slots));
     if (!p->slots) {
         free(p);
         return -ENOMEM;
@@ -61,7 +88,7 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
     return 0;
 }
 
-void pool_spread(struct pool *p, const int *gpus, int n)
+void pool_spread(struct pool *p, const int *gpus, int n, int engines)
 {
     if (n < 1 || n > POOL_MAX_GPUS)
         return;
@@ -69,6 +96,7 @@ void pool_spread(struct pool *p, const int *gpus, int n)
     memcpy(p->opts.gpus, gpus, (size_t)n * sizeof(*gpus));
     p->opts.ngpus = n;
     p->opts.decode.gpu = gpus[0];
+    p->size = pool_bound(p, n * engines);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -77,7 +105,7 @@ void pool_free(struct pool **pp)
     struct pool *p = *pp;
     if (!p)
         return;
-    for (int i = 0; i < p->opts.size; i++)
+    for (int i = 0; i < POOL_MAX_SIZE; i++)
         decoder_free(&p->slots[i].d);
     pthread_cond_destroy(&p->released);
     pthread_mutex_destroy(&p->lock);
@@ -98,11 +126,6 @@ static const struct decode_backend *backend_for(struct pool *p, const struct med
     return &decode_cpu;
 }
 
-const char *pool_backend_for(struct pool *p, const struct media *m)
-{
-    return backend_for(p, m)->name;
-}
-
 /* 1 when a decoder that outputs frame t of m can go on to frame n without seeking. */
 static int continues_to(const struct media *m, int t, int n)
 {
@@ -110,11 +133,14 @@ static int continues_to(const struct media *m, int t, int n)
     return t < n && n < ix->nb_frames && index_start_packet(ix, n) <= ix->frames[t].packet;
 }
 
-/* Chooses a slot following the order at the top of the file; -1 to wait. */
-static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be)
+/* Chooses a slot following the order at the top of the file; -1 to wait. *cont is set when
+ * the slot continues (rule 1) or the wait is for a busy decoder (1b): no queueing then. */
+static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be,
+                  int *cont)
 {
     int best = -1, best_dist = INT_MAX, empty = -1, lru = -1, behind = 0;
-    for (int i = 0; i < p->opts.size; i++) {
+    *cont = 1;
+    for (int i = 0; i < p->size; i++) {
         struct slot *s = &p->slots[i];
         /* Busy first: a slot whose decoder is being created has no decoder yet. */
         if (s->busy) {
@@ -137,6 +163,7 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
         return best;
     if (behind)
         return -1;
+    *cont = 0;
     if (empty >= 0)
         return empty;
     return best >= 0 ? best : lru;
@@ -173,15 +200,64 @@ static int prepare(struct pool *p, struct slot *s, const struct decode_backend *
     return decoder_new(be, &o, &s->d);
 }
 
+/* Codec threads for a CPU decoder opened now: the setting, else the cores shared among
+ * the requests decoding or waiting lately (one reader: all cores; 16 on 16 cores: one
+ * each). The peak of the last acquires, not the count now: readers between two requests
+ * are still readers, and frame threads decode ahead, which a random reader throws away.
+ * Under the lock. */
+static int cpu_threads(struct pool *p)
+{
+    int active = 0, peak = 0;
+    for (int i = 0; i < p->size; i++)
+        active += p->slots[i].busy;
+    for (const struct waiter *w = p->queue; w; w = w->next)
+        active++;
+    int n = (int)(sizeof(p->recent) / sizeof(p->recent[0]));
+    p->recent[p->tick % (uint64_t)n] = active;
+    for (int i = 0; i < n; i++)
+        peak = FFMAX(peak, p->recent[i]);
+    if (p->opts.decode.threads > 0)
+        return p->opts.decode.threads;
+    return FFMAX(1, p->cores / FFMAX(peak, 1));
+}
+
+/* Waits for a slot by the rules above, in arrival order. Under the lock. */
+static int wait_slot(struct pool *p, const struct media *m, int n,
+                     const struct decode_backend *be)
+{
+    struct waiter w = {0};
+    int queued = 0, cont, i;
+    for (;;) {
+        i = choose(p, m, n, be, &cont);
+        if (i >= 0 && (cont || (queued ? p->queue == &w : !p->queue)))
+            break;
+        if (!queued && !cont) {
+            *p->queue_tail = &w;
+            p->queue_tail = &w.next;
+            queued = 1;
+            p->st.waits++;
+        }
+        pthread_cond_wait(&p->released, &p->lock);
+    }
+    if (queued) {
+        struct waiter **pp = &p->queue;
+        while (*pp != &w)
+            pp = &(*pp)->next;
+        *pp = w.next;
+        if (!w.next)
+            p->queue_tail = pp;
+        pthread_cond_broadcast(&p->released); /* the next in line may go now */
+    }
+    return i;
+}
+
 int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out)
 {
     if (m->error)
         return -EIO;
     const struct decode_backend *be = cpu ? &decode_cpu : backend_for(p, m);
     pthread_mutex_lock(&p->lock);
-    int i;
-    while ((i = choose(p, m, n, be)) < 0)
-        pthread_cond_wait(&p->released, &p->lock);
+    int i = wait_slot(p, m, n, be);
     struct slot *s = &p->slots[i];
     s->busy = 1;
     s->media = m;
@@ -196,9 +272,12 @@ int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder
         p->st.reused++;
     else
         p->st.created++;
+    int threads = cpu_threads(p);
     pthread_mutex_unlock(&p->lock);
 
     int ret = prepare(p, s, be);
+    if (ret == 0 && s->d->media != m)
+        s->d->opts.threads = threads; /* opened anew for another file (the CPU backend is) */
     if (ret == 0)
         ret = decoder_attach(s->d, m);
     if (ret < 0) {
@@ -217,7 +296,7 @@ int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder
 void pool_release(struct pool *p, struct decoder *d)
 {
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < p->opts.size; i++) {
+    for (int i = 0; i < p->size; i++) {
         struct slot *s = &p->slots[i];
         if (s->d != d)
             continue;
@@ -229,6 +308,14 @@ void pool_release(struct pool *p, struct decoder *d)
     }
     pthread_cond_broadcast(&p->released); /* waiters behind it and waiters for a slot */
     pthread_mutex_unlock(&p->lock);
+}
+
+int pool_size(struct pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int n = p->size;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 void pool_count_fallback(struct pool *p)
@@ -244,8 +331,11 @@ void pool_stats(struct pool *p, struct pool_stats *st)
     *st = p->st;
     memcpy(st->gpus, p->opts.gpus, sizeof(st->gpus));
     st->ngpus = p->opts.ngpus;
-    st->busy = st->idle = 0;
-    for (int i = 0; i < p->opts.size; i++) {
+    st->busy = st->idle = st->waiting = 0;
+    st->size = p->size;
+    for (const struct waiter *w = p->queue; w; w = w->next)
+        st->waiting++;
+    for (int i = 0; i < p->size; i++) {
         if (!p->slots[i].d)
             continue;
         if (p->slots[i].busy)

@@ -1,7 +1,9 @@
-/* Decoder pool: decoders are leased for one request and returned with their position, so
- * the next request for the following frame continues without seeking. Idle decoders are
- * reused for other files with fitting parameters (reconfigured, as PyNvVideoCodec's
- * decoder cache does) and evicted LRU. Bounded; acquire waits while all are busy. */
+/* Decoder pool: decoders are leased for one whole request (a frame file, a batch, a
+ * segment) and returned with their position, so the next request for the following frame
+ * continues without seeking. Idle decoders are reused for other files with fitting
+ * parameters (reconfigured, as PyNvVideoCodec's decoder cache does) and evicted LRU.
+ * Bounded by what keeps the machine busy (cores, or NVDEC engines); requests that find no
+ * decoder wait in the order they came. */
 #ifndef VIDFS_POOL_H
 #define VIDFS_POOL_H
 
@@ -13,9 +15,13 @@ struct media;
 struct decoder;
 
 #define POOL_MAX_GPUS 16
+#define POOL_MAX_SIZE 256
 
 struct pool_opts {
-    int size;                 /* decoders at most (busy + idle) */
+    /* Decoders at most (busy + idle). 0: from the machine: one per core for CPU
+     * decoding; with GPUs, two per NVDEC engine (one decodes while the other's frame is
+     * converted and copied out), and never fewer than the cores. */
+    int size;
     struct decode_opts decode;
     int use_gpu;              /* -1: never, 0: where supported (auto), 1: always (nvdec) */
     /* GPU decoders are spread over these ordinals: slot i decodes on gpus[i % ngpus], so
@@ -29,17 +35,21 @@ struct pool;
 int pool_new(const struct pool_opts *opts, struct pool **out);
 void pool_free(struct pool **p);
 
-/* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus). Call before
- * the first pool_acquire. */
-void pool_spread(struct pool *p, const int *gpus, int n);
+/* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus), each with
+ * `engines` NVDEC engines (sizes an automatic pool). Call before the first pool_acquire. */
+void pool_spread(struct pool *p, const int *gpus, int n, int engines);
 
 /* Leases a decoder attached to m, the best placed for frame n: one already in m just
- * before n, else an idle one reattached, else a new one (evicting the LRU idle one).
- * Blocks while every decoder is busy. cpu: a CPU decoder whatever the backend setting
+ * before n, else a new one while under the bound, else an idle one reattached (the LRU).
+ * Blocks while every decoder is busy; waiting requests are served in the order they came,
+ * except that one that an idle decoder reaches by continuing takes it at once. cpu: a CPU decoder whatever the backend setting
  * (the fallback for a frame a GPU decoder failed to give). */
 int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder **out);
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
+
+/* The bound on decoders now (the setting or what the machine was found to take). */
+int pool_size(struct pool *p);
 
 /* Counts a frame that a GPU decoder failed to give and the CPU was asked for. */
 void pool_count_fallback(struct pool *p);
@@ -48,11 +58,9 @@ struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
     uint64_t frames_by_gpu[POOL_MAX_GPUS]; /* frames_gpu, per GPU gpus[i] */
     int gpus[POOL_MAX_GPUS], ngpus;
-    int busy, idle;
+    uint64_t waits; /* acquires that had to wait */
+    int busy, idle, waiting, size;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);
-
-/* Name of the backend the pool would use for m ("cpu", "nvdec"). */
-const char *pool_backend_for(struct pool *p, const struct media *m);
 
 #endif

@@ -36,6 +36,10 @@ int cuda_init(void);
 /* Number of CUDA devices, 0 without a driver. */
 int cuda_device_count(void);
 
+/* NVDEC engines of GPU `gpu`, from its compute capability (the driver does not say):
+ * 7 on Hopper, 5 on A100, fewer elsewhere; 1 when unknown. */
+int cuda_nvdec_engines(int gpu);
+
 /* The primary context of GPU `gpu`, retained once and kept for the process's life (so
  * device buffers that outlive their decoder can always be freed). -ENODEV past the count. */
 int cuda_context(int gpu, CUcontext *out);

@@ -51,22 +51,31 @@ static void cache_cb(void *opaque, const struct media *m, int n, const AVFrame *
     frame_cache_put(r->cache, m->id, n, f);
 }
 
-/* Decodes frame n through a leased decoder; frames on the way go to the cache. A frame a
- * GPU decoder fails to give is asked of a CPU decoder: the bytes are the same by the
- * codec's specification, so a reader gets the frame instead of EIO. */
-static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
+/* Decodes frame n through the lease's decoder (taken from the pool on first use), or one
+ * leased for this frame alone; frames on the way go to the cache. A frame a GPU decoder
+ * fails to give is asked of a CPU decoder: the bytes are the same by the codec's
+ * specification, so a reader gets the frame instead of EIO. */
+static int decode(struct reader *r, struct media *m, int n, AVFrame *out,
+                  struct reader_lease *l)
 {
-    struct decoder *d;
-    int ret = pool_acquire(r->pool, m, n, 0, &d);
-    if (ret < 0)
+    if (l && l->d && l->d->media != m)
+        reader_lease_end(r, l);
+    struct decoder *d = l ? l->d : NULL;
+    int ret;
+    if (!d && (ret = pool_acquire(r->pool, m, n, 0, &d)) < 0)
         return ret;
     ret = decoder_get(d, n, out, cache_cb, r);
     int gpu = d->backend != &decode_cpu;
-    pool_release(r->pool, d);
+    if (l)
+        l->d = d;
+    else
+        pool_release(r->pool, d);
     if (ret != -EIO || !gpu)
         return ret;
     log_warn("%s: frame %d: the GPU decoder gave none; decoding it on the CPU", m->path, n);
     pool_count_fallback(r->pool);
+    if (l)
+        reader_lease_end(r, l); /* holding it while waiting for another could deadlock */
     if ((ret = pool_acquire(r->pool, m, n, 1, &d)) < 0)
         return ret;
     ret = decoder_get(d, n, out, cache_cb, r);
@@ -121,7 +130,7 @@ static void *worker_main(void *arg)
         while (t->job_from <= t->job_to && !r->stop) {
             int n = t->job_from;
             pthread_mutex_unlock(&r->lock);
-            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f);
+            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f, NULL);
             if (ret == 0 && f->buf[0]) {
                 frame_cache_put(r->cache, m->id, n, f);
                 __atomic_add_fetch(&r->st.readahead_frames, 1, __ATOMIC_RELAXED);
@@ -149,7 +158,7 @@ int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader
     r->pool = pool;
     r->cache = cache;
     r->opts = *opts;
-    r->opts.workers = FFMIN(FFMAX(opts->workers, 1), MAX_WORKERS);
+    r->opts.workers = FFMIN(FFMAX(opts->workers, 0), MAX_WORKERS);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->progress, NULL);
@@ -183,6 +192,9 @@ void reader_free(struct reader **rp)
 static void start_workers(struct reader *r)
 {
     r->started = 1;
+    /* As many files read ahead at once as can be decoded at once. */
+    if (!r->opts.workers)
+        r->opts.workers = FFMIN(pool_size(r->pool), MAX_WORKERS);
     for (int i = 0; r->opts.readahead > 0 && i < r->opts.workers; i++)
         if (pthread_create(&r->workers[i], NULL, worker_main, r) == 0)
             r->nworkers++;
@@ -243,17 +255,26 @@ int reader_get(struct reader *r, struct media *m, int n, AVFrame **out)
 
 int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out)
 {
+    return reader_get_leased(r, m, n, end, NULL, out);
+}
+
+int reader_get_leased(struct reader *r, struct media *m, int n, int end,
+                      struct reader_lease *l, AVFrame **out)
+{
     if (m->error)
         return -EIO;
     if (n < 0 || n >= media_nb_frames(m))
         return -ENOENT;
     __atomic_add_fetch(&r->st.frames_served, 1, __ATOMIC_RELAXED);
     AVFrame *f = frame_cache_get(r->cache, m->id, n);
-    pthread_mutex_lock(&r->lock);
-    int pending = note_access(r, m, n, end);
-    if (!f && pending)
-        f = wait_for(r, m, n);
-    pthread_mutex_unlock(&r->lock);
+    int pending = 0;
+    if (!l) {
+        pthread_mutex_lock(&r->lock);
+        pending = note_access(r, m, n, end);
+        if (!f && pending)
+            f = wait_for(r, m, n);
+        pthread_mutex_unlock(&r->lock);
+    }
     if (f) {
         if (pending)
             __atomic_add_fetch(&r->st.readahead_hits, 1, __ATOMIC_RELAXED);
@@ -263,7 +284,7 @@ int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame 
     f = av_frame_alloc();
     if (!f)
         return -ENOMEM;
-    int ret = decode(r, m, n, f);
+    int ret = decode(r, m, n, f, l);
     if (ret < 0) {
         av_frame_free(&f);
         return ret;
@@ -271,6 +292,13 @@ int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame 
     frame_cache_put(r->cache, m->id, n, f);
     *out = f;
     return 0;
+}
+
+void reader_lease_end(struct reader *r, struct reader_lease *l)
+{
+    if (l->d)
+        pool_release(r->pool, l->d);
+    l->d = NULL;
 }
 
 void reader_stats(struct reader *r, struct reader_stats *st)

@@ -1066,13 +1066,14 @@ static int write_transcode(struct segmenter *sg, struct media *m, const struct r
 {
     const struct index *ix = m->index;
     struct transcode t = {.sg = sg, .m = m, .r = r, .last_pts = INT64_MIN};
+    struct reader_lease lease = {0}; /* one decoder from the first frame to the last */
     t.pkt = av_packet_alloc();
     int ret = t.pkt ? output_open(&t.o, c, path) : -ENOMEM;
     if (ret < 0)
         goto fail;
     for (int n = r->first; n < r->last; n++) {
         AVFrame *f = NULL;
-        ret = reader_get_until(sg->reader, m, n, r->last, &f);
+        ret = reader_get_leased(sg->reader, m, n, r->last, &lease, &f);
         if (ret == -ENOMEM)
             goto fail;
         if (ret < 0) {
@@ -1118,6 +1119,7 @@ static int write_transcode(struct segmenter *sg, struct media *m, const struct r
     *encoder = t.enc->ctx->codec->name;
     ret = output_close(&t.o, 1);
 fail:
+    reader_lease_end(sg->reader, &lease);
     output_close(&t.o, 0);
     audio_free(&t.a);
     encode_free(&t.enc);

@@ -9,7 +9,8 @@
 #define CONFIG_KEYS(X)                                                                         \
     X(decode, backend, STR, "auto", "auto, cpu or nvdec: auto uses NVDEC where the GPU can "   \
                                     "decode the stream, the CPU elsewhere")                    \
-    X(decode, pool_size, INT, "8", "decoders kept for reuse (leased, LRU-evicted)")            \
+    X(decode, pool_size, INT, "0", "decoders at most (0: from the machine: one per core, "     \
+                                   "two per NVDEC engine when more)")                          \
     X(decode, threads, INT, "0", "codec threads per CPU decoder (0: one per core)")            \
     X(decode, gpus, STR, "0", "GPUs (CUDA ordinals) NVDEC decoders are spread over, e.g. "    \
                               "0,1; all: every GPU")                                           \

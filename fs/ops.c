@@ -83,9 +83,10 @@ struct handle {
     struct vpath vp;
     int w, h;
     uint64_t frame_size;
-    pthread_mutex_t lock; /* frame_buf and cur */
+    pthread_mutex_t lock; /* frame_buf, cur and lease */
     uint8_t *frame_buf;
     int cur; /* frame of the batch in frame_buf, -1 none */
+    struct reader_lease lease; /* a batch's decoder, from its first frame to its last */
 };
 
 static struct vidfs *get_fs(void)
@@ -557,10 +558,11 @@ static int vidfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_
 
 /* ---- files ---- */
 
-static void handle_free(struct handle *h)
+static void handle_free(struct vidfs *fs, struct handle *h)
 {
     if (!h)
         return;
+    reader_lease_end(fs->reader, &h->lease);
     if (h->fd >= 0)
         close(h->fd);
     free(h->buf);
@@ -683,7 +685,7 @@ static int vidfs_open(const char *path, struct fuse_file_info *fi)
         ret = open_media_file(fs, path, h, fi);
     }
     if (ret < 0) {
-        handle_free(h);
+        handle_free(fs, h);
         return ret;
     }
     __atomic_add_fetch(&fs->files_opened, 1, __ATOMIC_RELAXED);
@@ -697,9 +699,14 @@ static int render(struct vidfs *fs, struct handle *h, int k)
     if (h->cur == k)
         return 0;
     AVFrame *f;
-    /* A batch ends at its last frame; a single frame file may be followed by the next. */
-    int end = h->kind == VPATH_BATCH ? h->vp.last : INT_MAX;
-    int ret = reader_get_until(fs->reader, h->m, h->vp.first + k * h->vp.step, end, &f);
+    /* A batch is one request: it holds its decoder from its first frame to its last. A
+     * single frame file may be followed by the next: read-ahead serves that. */
+    int batch = h->kind == VPATH_BATCH;
+    int end = batch ? h->vp.last : INT_MAX;
+    int ret = reader_get_leased(fs->reader, h->m, h->vp.first + k * h->vp.step, end,
+                                batch ? &h->lease : NULL, &f);
+    if (batch && (ret < 0 || k == vpath_count(&h->vp) - 1))
+        reader_lease_end(fs->reader, &h->lease);
     if (ret < 0)
         return ret;
     struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
@@ -808,7 +815,7 @@ static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t si
 static int vidfs_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
-    handle_free((struct handle *)(uintptr_t)fi->fh);
+    handle_free(get_fs(), (struct handle *)(uintptr_t)fi->fh);
     return 0;
 }
 
@@ -877,6 +884,12 @@ static char *stats_json(struct vidfs *fs)
     add_u64(o, "frames_served", rs.frames_served);
     add_u64(o, "bytes_served", __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED));
     add_u64(o, "files_opened", __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED));
+    /* Decodes per delivered frame: 1 at best; GOPs decoded twice show as more. */
+    uint64_t decoded = ps.frames_cpu + ps.frames_gpu;
+    json_object_object_add(o, "decodes_per_frame_served",
+                           json_object_new_double(rs.frames_served ? (double)decoded /
+                                                                         (double)rs.frames_served
+                                                                   : 0));
     json_object_object_add(o, "frame_cache", x = json_object_new_object());
     add_u64(x, "hits", fc.hits);
     add_u64(x, "misses", fc.misses);
@@ -892,6 +905,9 @@ static char *stats_json(struct vidfs *fs)
     add_u64(x, "seeks", ps.seeks);
     add_u64(x, "busy", (uint64_t)ps.busy);
     add_u64(x, "idle", (uint64_t)ps.idle);
+    add_u64(x, "bound", (uint64_t)ps.size);
+    add_u64(x, "waiting", (uint64_t)ps.waiting);
+    add_u64(x, "waits", ps.waits);
     json_object_object_add(o, "frames_decoded", x = json_object_new_object());
     add_u64(x, "cpu", ps.frames_cpu);
     add_u64(x, "nvdec", ps.frames_gpu);
@@ -971,7 +987,7 @@ static void init_gpus(struct vidfs *fs)
     }
     if (!n)
         po.gpus[n++] = 0;
-    pool_spread(fs->pool, po.gpus, n);
+    pool_spread(fs->pool, po.gpus, n, cuda_nvdec_engines(po.gpus[0]));
     log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
 }
 #endif
@@ -1040,8 +1056,7 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
     po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
     /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
      * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
-    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead,
-                             .workers = (int)fs->cfg.pool_size};
+    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead, .workers = 0};
     if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
         (ret = pool_new(&po, &fs->pool)) < 0 ||
         (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
