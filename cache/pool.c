@@ -22,7 +22,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a parked decoder waits for its request's next read. Far above the gap between
+ * the reads of one file (microseconds), far below what a waiting reader notices. */
+#define PARK_MS 100
 
 struct slot {
     struct decoder *d; /* NULL: free slot */
@@ -31,6 +36,8 @@ struct slot {
     int target;                /* frame the lease is for */
     uint64_t used;     /* LRU tick */
     unsigned long counted; /* frames_decoded already added to the stats */
+    uint64_t gen;          /* leases so far: a claim on a parked decoder names one */
+    int64_t parked_until;  /* ms (monotonic) while parked for its claim, else 0 */
 };
 
 /* A request waiting for a slot by rules 2-5; the queue is in arrival order. */
@@ -50,6 +57,24 @@ struct pool {
     uint64_t tick;
     struct pool_stats st;
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 while slot s is parked for a claim (not free to others); *wake is lowered to when
+ * that ends. */
+static int parked(const struct slot *s, int64_t now, int64_t *wake)
+{
+    if (!s->parked_until || s->parked_until <= now)
+        return 0;
+    if (!*wake || s->parked_until < *wake)
+        *wake = s->parked_until;
+    return 1;
+}
 
 static int online_cores(void)
 {
@@ -83,7 +108,11 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
         return -ENOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->released, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* for the end of a park */
+    pthread_cond_init(&p->released, &ca);
+    pthread_condattr_destroy(&ca);
     *out = p;
     return 0;
 }
@@ -133,13 +162,16 @@ static int continues_to(const struct media *m, int t, int n)
     return t < n && n < ix->nb_frames && index_start_packet(ix, n) <= ix->frames[t].packet;
 }
 
-/* Chooses a slot following the order at the top of the file; -1 to wait. *cont is set when
- * the slot continues (rule 1) or the wait is for a busy decoder (1b): no queueing then. */
+/* Chooses a slot following the order at the top of the file; -1 to wait (until *wake, in
+ * ms, when a parked decoder comes free then; 0: a release). *cont is set when the slot
+ * continues (rule 1) or the wait is for a busy decoder (1b): no queueing then. */
 static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be,
-                  int *cont)
+                  int *cont, int64_t *wake)
 {
     int best = -1, best_dist = INT_MAX, empty = -1, lru = -1, behind = 0;
+    int64_t now = now_ms();
     *cont = 1;
+    *wake = 0;
     for (int i = 0; i < p->size; i++) {
         struct slot *s = &p->slots[i];
         /* Busy first: a slot whose decoder is being created has no decoder yet. */
@@ -147,6 +179,8 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
             behind |= s->media == m && continues_to(m, s->target, n);
             continue;
         }
+        if (parked(s, now, wake))
+            continue;
         if (!s->d) {
             empty = empty < 0 ? i : empty;
             continue;
@@ -227,8 +261,9 @@ static int wait_slot(struct pool *p, const struct media *m, int n,
 {
     struct waiter w = {0};
     int queued = 0, cont, i;
+    int64_t wake;
     for (;;) {
-        i = choose(p, m, n, be, &cont);
+        i = choose(p, m, n, be, &cont, &wake);
         if (i >= 0 && (cont || (queued ? p->queue == &w : !p->queue)))
             break;
         if (!queued && !cont) {
@@ -237,7 +272,12 @@ static int wait_slot(struct pool *p, const struct media *m, int n,
             queued = 1;
             p->st.waits++;
         }
-        pthread_cond_wait(&p->released, &p->lock);
+        if (wake) {
+            struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
+            pthread_cond_timedwait(&p->released, &p->lock, &ts);
+        } else {
+            pthread_cond_wait(&p->released, &p->lock);
+        }
     }
     if (queued) {
         struct waiter **pp = &p->queue;
@@ -263,6 +303,8 @@ int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder
     s->media = m;
     s->target = n;
     s->used = ++p->tick;
+    s->gen++; /* a claim on it while it was parked is void now */
+    s->parked_until = 0;
     int same = s->d && s->d->media == m && s->d->backend == be;
     if (same && decoder_can_continue(s->d, n))
         p->st.continued++;
@@ -310,6 +352,66 @@ void pool_release(struct pool *p, struct decoder *d)
     pthread_mutex_unlock(&p->lock);
 }
 
+static struct slot *slot_of(struct pool *p, const struct decoder *d)
+{
+    for (int i = 0; i < p->size; i++)
+        if (p->slots[i].d == d)
+            return &p->slots[i];
+    return NULL;
+}
+
+void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c)
+{
+    pthread_mutex_lock(&p->lock);
+    struct slot *s = slot_of(p, d);
+    c->slot = -1;
+    if (s) {
+        count_frames(p, s);
+        s->busy = 0;
+        s->used = ++p->tick;
+        s->parked_until = now_ms() + PARK_MS;
+        c->slot = (int)(s - p->slots);
+        c->gen = s->gen;
+    }
+    pthread_cond_broadcast(&p->released); /* waiters learn when it comes free */
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The claimed slot while its claim holds, else NULL; the claim is used up. Under the lock. */
+static struct slot *claimed(struct pool *p, struct pool_claim *c)
+{
+    struct slot *s = c->slot >= 0 ? &p->slots[c->slot] : NULL;
+    c->slot = -1;
+    return s && s->gen == c->gen && s->parked_until && !s->busy && s->d ? s : NULL;
+}
+
+int pool_unpark(struct pool *p, struct pool_claim *c, struct decoder **out)
+{
+    pthread_mutex_lock(&p->lock);
+    struct slot *s = claimed(p, c);
+    if (s) {
+        s->busy = 1;
+        s->parked_until = 0;
+        s->used = ++p->tick;
+        p->st.unparked++;
+        *out = s->d;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return s ? 0 : -EAGAIN;
+}
+
+void pool_unclaim(struct pool *p, struct pool_claim *c)
+{
+    pthread_mutex_lock(&p->lock);
+    struct slot *s = claimed(p, c);
+    if (s) {
+        s->parked_until = 0;
+        s->media = NULL;
+        pthread_cond_broadcast(&p->released);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
 int pool_size(struct pool *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -331,8 +433,9 @@ void pool_stats(struct pool *p, struct pool_stats *st)
     *st = p->st;
     memcpy(st->gpus, p->opts.gpus, sizeof(st->gpus));
     st->ngpus = p->opts.ngpus;
-    st->busy = st->idle = st->waiting = 0;
+    st->busy = st->idle = st->waiting = st->parked = 0;
     st->size = p->size;
+    int64_t now = now_ms(), wake = 0;
     for (const struct waiter *w = p->queue; w; w = w->next)
         st->waiting++;
     for (int i = 0; i < p->size; i++) {
@@ -340,6 +443,8 @@ void pool_stats(struct pool *p, struct pool_stats *st)
             continue;
         if (p->slots[i].busy)
             st->busy++;
+        else if (parked(&p->slots[i], now, &wake))
+            st->parked++;
         else
             st->idle++;
     }

@@ -48,6 +48,21 @@ int pool_acquire(struct pool *p, struct media *m, int n, int cpu, struct decoder
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
 
+/* A request's claim on the decoder it parked between two of its reads. */
+struct pool_claim {
+    int slot; /* -1: none */
+    uint64_t gen;
+};
+
+/* Returns a leased decoder but keeps it for the same request's next read for a short
+ * while (PARK_MS in pool.c): no other request takes it in that time. c names it. */
+void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c);
+/* The parked decoder back, leased again: 0 with *out; -EAGAIN when it was given to
+ * another request meanwhile (acquire anew then). Uses up the claim. */
+int pool_unpark(struct pool *p, struct pool_claim *c, struct decoder **out);
+/* Gives a claim up: the decoder is free to any request at once. */
+void pool_unclaim(struct pool *p, struct pool_claim *c);
+
 /* The bound on decoders now (the setting or what the machine was found to take). */
 int pool_size(struct pool *p);
 
@@ -58,8 +73,9 @@ struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
     uint64_t frames_by_gpu[POOL_MAX_GPUS]; /* frames_gpu, per GPU gpus[i] */
     int gpus[POOL_MAX_GPUS], ngpus;
-    uint64_t waits; /* acquires that had to wait */
-    int busy, idle, waiting, size;
+    uint64_t waits;    /* acquires that had to wait */
+    uint64_t unparked; /* parked decoders taken back by their request */
+    int busy, idle, waiting, size, parked;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);
 

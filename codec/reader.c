@@ -58,24 +58,24 @@ static void cache_cb(void *opaque, const struct media *m, int n, const AVFrame *
 static int decode(struct reader *r, struct media *m, int n, AVFrame *out,
                   struct reader_lease *l)
 {
-    if (l && l->d && l->d->media != m)
-        reader_lease_end(r, l);
-    struct decoder *d = l ? l->d : NULL;
+    struct decoder *d = NULL;
     int ret;
+    if (l && pool_unpark(r->pool, &l->claim, &d) == 0 && d->media != m) {
+        pool_release(r->pool, d);
+        d = NULL;
+    }
     if (!d && (ret = pool_acquire(r->pool, m, n, 0, &d)) < 0)
         return ret;
     ret = decoder_get(d, n, out, cache_cb, r);
     int gpu = d->backend != &decode_cpu;
-    if (l)
-        l->d = d;
+    if (l && !(ret == -EIO && gpu))
+        pool_park(r->pool, d, &l->claim);
     else
         pool_release(r->pool, d);
     if (ret != -EIO || !gpu)
         return ret;
     log_warn("%s: frame %d: the GPU decoder gave none; decoding it on the CPU", m->path, n);
     pool_count_fallback(r->pool);
-    if (l)
-        reader_lease_end(r, l); /* holding it while waiting for another could deadlock */
     if ((ret = pool_acquire(r->pool, m, n, 1, &d)) < 0)
         return ret;
     ret = decoder_get(d, n, out, cache_cb, r);
@@ -296,9 +296,7 @@ int reader_get_leased(struct reader *r, struct media *m, int n, int end,
 
 void reader_lease_end(struct reader *r, struct reader_lease *l)
 {
-    if (l->d)
-        pool_release(r->pool, l->d);
-    l->d = NULL;
+    pool_unclaim(r->pool, &l->claim);
 }
 
 void reader_stats(struct reader *r, struct reader_stats *st)

@@ -5,6 +5,8 @@
 
 #include <libavutil/frame.h>
 
+#include "pool.h"
+
 struct media;
 struct pool;
 struct frame_cache;
@@ -18,10 +20,13 @@ struct reader_opts {
 
 /* A request's hold on one decoder (a batch, a segment): the frames it decodes come from
  * that decoder from the first to the last, so no other request takes it half-way and the
- * request never decodes a GOP twice. Zero-initialise; end with reader_lease_end. */
+ * request never decodes a GOP twice. Between calls the decoder is parked (pool_park): a
+ * request that stops reading gives it up after a moment, so an open file never holds one.
+ * Initialise with READER_LEASE_INIT; end with reader_lease_end. */
 struct reader_lease {
-    struct decoder *d;
+    struct pool_claim claim;
 };
+#define READER_LEASE_INIT {{.slot = -1}}
 
 /* The reader borrows pool and cache, which must outlive it. */
 int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader_opts *opts,

@@ -1066,7 +1066,7 @@ static int write_transcode(struct segmenter *sg, struct media *m, const struct r
 {
     const struct index *ix = m->index;
     struct transcode t = {.sg = sg, .m = m, .r = r, .last_pts = INT64_MIN};
-    struct reader_lease lease = {0}; /* one decoder from the first frame to the last */
+    struct reader_lease lease = READER_LEASE_INIT; /* one decoder, first frame to last */
     t.pkt = av_packet_alloc();
     int ret = t.pkt ? output_open(&t.o, c, path) : -ENOMEM;
     if (ret < 0)

@@ -581,6 +581,7 @@ static struct handle *handle_new(const struct vpath *vp)
     h->kind = vp->kind;
     h->fd = -1;
     h->cur = -1;
+    h->lease = (struct reader_lease)READER_LEASE_INIT;
     pthread_mutex_init(&h->lock, NULL);
     return h;
 }
