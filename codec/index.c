@@ -162,6 +162,14 @@ static int cut_short(AVStream *st, int64_t pos, int size)
     return 0;
 }
 
+/* 1 for a rawvideo packet too small for a frame of the stated size in any raw format
+ * (one bit a pixel at least): it decodes to nothing (a header claiming 16000x16000). */
+static int raw_too_small(const AVCodecParameters *par, const AVPacket *pkt)
+{
+    return par->codec_id == AV_CODEC_ID_RAWVIDEO &&
+           (int64_t)pkt->size * 8 < (int64_t)par->width * par->height;
+}
+
 int index_build(AVFormatContext *fmt, int stream, struct index **out)
 {
     struct index *ix = calloc(1, sizeof(*ix));
@@ -192,7 +200,10 @@ int index_build(AVFormatContext *fmt, int stream, struct index **out)
             .dts = pkt->dts,
             .pos = pkt->pos,
             .key = !!(pkt->flags & AV_PKT_FLAG_KEY),
-            .frame = (pkt->flags & AV_PKT_FLAG_DISCARD) ? -1 : 0,
+            .frame = (pkt->flags & AV_PKT_FLAG_DISCARD) ||
+                             raw_too_small(fmt->streams[stream]->codecpar, pkt)
+                         ? -1
+                         : 0,
         };
         is_b[ix->nb_packets] = (uint8_t)typer_is_b(&typer, pkt);
         dur[ix->nb_packets++] = pkt->duration;
