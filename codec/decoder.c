@@ -193,6 +193,9 @@ static int feed(struct decoder *d, int target_packet)
     struct run *run = &impl(d)->run;
     if (!run->pending) {
         int ret = read_packet(d);
+        int64_t cut = d->media->index->cut_pos;
+        if (ret == 0 && cut > 0 && d->pkt->pos == cut)
+            ret = -ENODATA; /* the packet the file ends inside is not decoded */
         if (ret == -ENODATA) {
             d->drained = 1;
             ret = d->backend->send_packet(d->priv, NULL);

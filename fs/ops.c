@@ -321,7 +321,9 @@ static int frame_geometry(const struct media *m, const struct vpath *vp, int *w,
     int batch = vp->kind == VPATH_BATCH;
     if (vp->last > media_nb_frames(m) || (batch && !format_is_raw(vp->format)))
         return -ENOENT;
-    convert_view_size(m->width, m->height, vp->view_w, vp->view_h, w, h);
+    int ret = convert_view_size(m->width, m->height, vp->view_w, vp->view_h, w, h);
+    if (ret < 0)
+        return ret;
     *frame_size = format_frame_size(vp->format, *w, *h);
     return 0;
 }
@@ -368,9 +370,13 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
     uint64_t fsize, produced;
     switch (vp->kind) {
     case VPATH_VIDEO_DIR:
-    case VPATH_FRAMES_DIR:
     case VPATH_SEGMENTS_DIR:
         dir = 1;
+        break;
+    case VPATH_FRAMES_DIR: /* a view out of bounds does not exist, nor do its frames */
+        dir = 1;
+        if (!m->error)
+            ret = convert_view_size(m->width, m->height, vp->view_w, vp->view_h, &w, &h);
         break;
     case VPATH_STREAMS_DIR:
         dir = 1;
