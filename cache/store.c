@@ -125,12 +125,14 @@ static int lock_take(struct store *s, const char *key, int nonblock, struct stor
             goto fail;
         }
         struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_ino == b.st_ino &&
-            a.st_dev == b.st_dev) {
+        ret = fstat(fd, &a) < 0 || stat(p, &b) < 0 ? -errno : 0;
+        if (ret == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
             l->fd = fd;
             break;
         }
         close(fd);
+        if (ret < 0 && ret != -ENOENT)
+            goto fail;
     }
     free(p);
     *out = l;
@@ -180,16 +182,25 @@ static uint64_t get_le64(const uint8_t *p)
     return v;
 }
 
-/* Each step is a bijection of h, so a change in any one word always changes the sum. */
-static uint64_t sum_update(uint64_t h, const uint8_t *p, size_t n)
+static uint64_t sum_word(uint64_t h, uint64_t w)
 {
-    for (size_t i = 0; i < n; i += 8) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 32);
+}
+
+/* Four lanes, for speed; n is a multiple of 32 but at the end. Each step is a bijection
+ * of its lane, so a change in any one word always changes the lane. */
+static void sum_update(uint64_t lane[4], const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            lane[k] = sum_word(lane[k], get_le64(p + i + 8 * k));
+    for (; i < n; i += 8) {
         uint8_t w[8] = {0};
         memcpy(w, p + i, n - i < 8 ? n - i : 8);
-        h = (h ^ get_le64(w)) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 32;
+        lane[0] = sum_word(lane[0], get_le64(w));
     }
-    return h;
 }
 
 static int pread_full(int fd, uint8_t *buf, size_t n, uint64_t off)
@@ -211,15 +222,16 @@ static int file_sum(int fd, uint64_t len, uint64_t *sum)
     uint8_t *buf = malloc(SUM_CHUNK);
     if (!buf)
         return -ENOMEM;
-    uint64_t h = len;
+    uint64_t lane[4] = {len, len + 1, len + 2, len + 3};
     int ret = 0;
     for (uint64_t off = 0; off < len && ret == 0; off += SUM_CHUNK) {
         size_t n = len - off < SUM_CHUNK ? (size_t)(len - off) : SUM_CHUNK;
         if ((ret = pread_full(fd, buf, n, off)) == 0)
-            h = sum_update(h, buf, n);
+            sum_update(lane, buf, n);
     }
     free(buf);
-    *sum = h;
+    /* Folded by bijections too: a changed lane changes the sum. */
+    *sum = sum_word(sum_word(sum_word(lane[0], lane[1]), lane[2]), lane[3]);
     return ret;
 }
 
@@ -421,13 +433,18 @@ static void sweep_locks(struct store *s)
 
 int store_new(const char *dir, uint64_t max_bytes, struct store **out)
 {
-    char *locks = join(dir, LOCK_DIR, NULL);
-    int ret = locks ? mkdirs(locks) : -ENOMEM;
-    free(locks);
+    int ret = mkdirs(dir);
     if (ret < 0) {
         log_error("store: cannot create %s: %s", dir, strerror(-ret));
         return ret;
     }
+    /* Without it nothing is written to the store; what is there is still read. */
+    char *locks = join(dir, LOCK_DIR, NULL);
+    if (!locks)
+        return -ENOMEM;
+    if (mkdir(locks, 0700) < 0 && errno != EEXIST)
+        log_warn("store: cannot create %s: %s", locks, strerror(errno));
+    free(locks);
     struct store *s = calloc(1, sizeof(*s));
     if (!s || !(s->dir = strdup(dir))) {
         free(s);
