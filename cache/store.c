@@ -401,7 +401,7 @@ static void evict(struct store *s)
         ents[n].used = st.st_mtim;
         total += ents[n++].size;
     }
-    if (s->max_bytes)
+    if (s->max_bytes && n)
         qsort(ents, n, sizeof(*ents), cmp_used);
     for (size_t i = 0; i < n && s->max_bytes && total > s->max_bytes; i++) {
         if (unlinkat(dirfd(d), ents[i].name, 0) == 0) {
