@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_uint_fast64_t next_id = 1;
@@ -88,32 +89,55 @@ static int pick_stream(struct media *m, const AVFormatContext *fmt, int want)
     return m->nb_video_streams ? m->video_streams[0] : -ENOENT;
 }
 
+/* The index of m stored under key, if there and whole. */
+static int stored_index(struct media *m, struct store *store, const char *key)
+{
+    uint8_t *blob;
+    size_t size;
+    if (store_get(store, key, &blob, &size) < 0)
+        return -ENOENT;
+    int ret = index_deserialize(blob, size, &m->index);
+    free(blob);
+    if (ret == 0 && m->index->time_base.num == m->time_base.num &&
+        m->index->time_base.den == m->time_base.den)
+        return 0;
+    index_free(&m->index);
+    log_warn("%s: stored index is damaged, rescanning", m->path);
+    return -EINVAL;
+}
+
 static int load_index(struct media *m, AVFormatContext *fmt, struct store *store)
 {
     char key[256], extra[32];
     snprintf(extra, sizeof(extra), "s%d", m->stream);
     store_key(key, sizeof(key), "index", &m->st, extra);
-    uint8_t *blob;
-    size_t size;
-    if (store && store_get(store, key, &blob, &size) == 0) {
-        int ret = index_deserialize(blob, size, &m->index);
-        free(blob);
-        if (ret == 0 && m->index->time_base.num == m->time_base.num &&
-            m->index->time_base.den == m->time_base.den)
-            return 0;
-        index_free(&m->index);
-        log_warn("%s: stored index is damaged, rescanning", m->path);
+    struct store_lock *l = NULL;
+    if (store && stored_index(m, store, key) == 0)
+        return 0;
+    /* Another daemon on the same store may be scanning it: wait, then take its index. */
+    if (store && store_lock(store, key, &l) == 0 && stored_index(m, store, key) == 0) {
+        store_unlock(&l);
+        return 0;
     }
     discard_others(fmt, m->stream);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint8_t *blob;
+    size_t size;
     int ret = index_build(fmt, m->stream, &m->index);
-    if (ret < 0)
-        return ret;
-    if (store && index_serialize(m->index, &blob, &size) == 0) {
-        if (store_put(store, key, blob, size) < 0)
+    if (ret == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        log_info("%s: indexed stream %d, %d frames in %.2f s", m->path, m->stream,
+                 m->index->nb_frames,
+                 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
+    if (ret == 0 && l && index_serialize(m->index, &blob, &size) == 0) {
+        if (store_put(l, blob, size) < 0)
             log_warn("%s: cannot save its index in the store", m->path);
         free(blob);
     }
-    return 0;
+    store_unlock(&l);
+    return ret;
 }
 
 static int fill_stream(struct media *m, const AVStream *st)

@@ -39,7 +39,7 @@
 
 #define KEY_MAX 256
 /* Bumped when the bytes a request produces change, so stale store files are not served. */
-#define KEY_KIND "seg1"
+#define KEY_KIND "seg2"
 /* Audio is demuxed this far ahead of the video written so far, to interleave. */
 #define AUDIO_LEAD_S 0.5
 
@@ -55,12 +55,15 @@ static const struct container containers[] = {
     {"mkv", "matroska", 0}, {"ts", "mpegts", 0},
 };
 
-/* One producer of a key; openers of the same key wait for it. */
+/* One producer of a key; openers of the same key wait for it and share its file, which
+ * may not be in the store (too large for it). */
 struct job {
     struct job *next;
     char key[KEY_MAX];
     int users; /* the producer and its waiters; the last one frees */
     int done, ret;
+    int fd; /* the result, of which each user takes a dup */
+    uint64_t size;
 };
 
 struct segmenter {
@@ -285,6 +288,8 @@ static int output_open(struct output *o, const struct container *c, const char *
     int ret = avformat_alloc_output_context2(&o->oc, NULL, c->format, path);
     if (ret < 0)
         return decode_averror(ret);
+    /* The same name gives the same bytes: no random UIDs, times or versions. */
+    o->oc->flags |= AVFMT_FLAG_BITEXACT;
     /* The mp4 muxer reopens the file by name for faststart, so write by name too. */
     ret = avio_open(&o->oc->pb, path, AVIO_FLAG_WRITE);
     if (ret < 0)
@@ -1136,37 +1141,31 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Writes the segment into the store under key and opens it. */
-static int produce(struct segmenter *sg, struct media *m, const struct segment_req *req,
-                   const struct range *r, const char *key, int *fd)
+/* Writes the segment into the store under key, holding its store lock: *fd and *size,
+ * the file (unlinked when too large for the store). */
+static int produce_locked(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                          const struct range *r, struct store_lock *l, int *fd,
+                          uint64_t *size)
 {
     const struct container *c = find_container(req->container);
-    char *tmp = NULL;
+    const char *tmp, *encoder = "copy";
     int tfd, fell_back = 0;
-    const char *encoder = "copy";
     double t0 = now_s();
-    int ret = store_tmp(sg->store, &tfd, &tmp);
+    int ret = store_tmp(l, &tfd, &tmp);
     if (ret < 0) {
         log_error("segments: no temporary file in the store: %s", strerror(-ret));
-        return ret;
-    }
-    close(tfd); /* the muxer opens it by name */
-    ret = req->copy ? write_copy(sg, m, r, c, tmp)
-                    : write_transcode(sg, m, r, c, tmp, &fell_back, &encoder);
-    /* Opened before the commit, so an eviction right after it cannot take it from us. */
-    int rfd = ret == 0 ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;
-    if (ret == 0 && rfd < 0)
-        ret = -errno;
-    if (ret == 0 && (ret = store_commit(sg->store, tmp, key)) < 0)
-        log_error("segments: cannot commit %s to the store: %s", key, strerror(-ret));
-    if (ret < 0) {
-        if (rfd >= 0)
-            close(rfd);
-        store_abort(sg->store, tmp);
-        free(tmp);
         return ret == -ENOMEM ? ret : -EIO;
     }
-    free(tmp);
+    /* The muxer writes by name; tfd, still open, serves the result. */
+    ret = req->copy ? write_copy(sg, m, r, c, tmp)
+                    : write_transcode(sg, m, r, c, tmp, &fell_back, &encoder);
+    if (ret == 0 && (ret = store_commit(l, tfd, size)) < 0)
+        log_error("segments: cannot commit %s to the store: %s", tmp, strerror(-ret));
+    if (ret < 0) {
+        close(tfd);
+        store_abort(l);
+        return ret == -ENOMEM ? ret : -EIO;
+    }
     atomic_fetch_add(&sg->produced, 1);
     if (req->copy)
         atomic_fetch_add(&sg->copies, 1);
@@ -1176,13 +1175,28 @@ static int produce(struct segmenter *sg, struct media *m, const struct segment_r
         atomic_fetch_add(&sg->nvenc_encodes, 1);
     if (fell_back)
         atomic_fetch_add(&sg->nvenc_fallbacks, 1);
-    struct stat st;
-    fstat(rfd, &st);
-    log_info("%s: segment %g-%g.%s%s: frames %d-%d, %s, %lld bytes in %.2f s", m->path,
+    log_info("%s: segment %g-%g.%s%s: frames %d-%d, %s, %" PRIu64 " bytes in %.2f s", m->path,
              req->start, req->end, req->copy ? "copy." : "", req->container, r->first,
-             r->last - 1, encoder, (long long)st.st_size, now_s() - t0);
-    *fd = rfd;
+             r->last - 1, encoder, *size, now_s() - t0);
+    *fd = tfd;
     return 0;
+}
+
+/* Another daemon on the same store may be producing key: waits for its lock, then takes
+ * its result, or produces the segment itself. */
+static int produce(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                   const struct range *r, const char *key, int *fd, uint64_t *size)
+{
+    struct store_lock *l;
+    if (store_lock(sg->store, key, &l) < 0)
+        return -EIO;
+    int ret = 0;
+    if (store_open(sg->store, key, fd, size) == 0)
+        atomic_fetch_add(&sg->store_hits, 1);
+    else
+        ret = produce_locked(sg, m, req, r, l, fd, size);
+    store_unlock(&l);
+    return ret;
 }
 
 static struct job *find_job(struct segmenter *sg, const char *key)
@@ -1203,8 +1217,31 @@ static void unlink_job(struct segmenter *sg, struct job *job)
     }
 }
 
+/* Drops a user of job (sg->lock held); the last one frees it. */
+static void job_put(struct job *job)
+{
+    if (--job->users)
+        return;
+    if (job->fd >= 0)
+        close(job->fd);
+    free(job);
+}
+
+/* A user's own descriptor of the job's result (sg->lock held). */
+static int job_take(const struct job *job, int *fd, uint64_t *size)
+{
+    if (job->ret < 0)
+        return job->ret;
+    int f = fcntl(job->fd, F_DUPFD_CLOEXEC, 0);
+    if (f < 0)
+        return errno == EMFILE || errno == ENFILE ? -errno : -EIO;
+    *fd = f;
+    *size = job->size;
+    return 0;
+}
+
 int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
-                 int *fd)
+                 int *fd, uint64_t *size)
 {
     if (!segment_valid(sg, m, req))
         return -ENOENT;
@@ -1215,51 +1252,37 @@ int segment_open(struct segmenter *sg, struct media *m, const struct segment_req
     if (find_range(m, req, &r) < 0)
         return -ENOENT;
     make_key(sg, m, req, &r, key);
-    /* A file that another opener produced can be evicted before we open it (a tiny store):
-     * then we produce it again ourselves, a bounded number of times. */
-    for (int tries = 0; tries < 3; tries++) {
-        if (store_open(sg->store, key, fd) == 0) {
-            atomic_fetch_add(&sg->store_hits, 1);
-            return 0;
-        }
-        pthread_mutex_lock(&sg->lock);
-        struct job *job = find_job(sg, key);
-        if (job) {
-            job->users++;
-            while (!job->done)
-                pthread_cond_wait(&sg->done, &sg->lock);
-            int ret = job->ret;
-            if (!--job->users)
-                free(job);
-            pthread_mutex_unlock(&sg->lock);
-            if (ret < 0)
-                return ret;
-            continue;
-        }
-        job = calloc(1, sizeof(*job));
-        if (!job) {
-            pthread_mutex_unlock(&sg->lock);
-            return -ENOMEM;
-        }
+    if (store_open(sg->store, key, fd, size) == 0) {
+        atomic_fetch_add(&sg->store_hits, 1);
+        return 0;
+    }
+    pthread_mutex_lock(&sg->lock);
+    struct job *job = find_job(sg, key);
+    if (job) {
+        job->users++;
+        while (!job->done)
+            pthread_cond_wait(&sg->done, &sg->lock);
+    } else if ((job = calloc(1, sizeof(*job)))) {
         snprintf(job->key, sizeof(job->key), "%s", key);
         job->users = 1;
+        job->fd = -1;
         job->next = sg->jobs;
         sg->jobs = job;
         pthread_mutex_unlock(&sg->lock);
-
-        int ret = produce(sg, m, req, &r, key, fd);
-
+        int ret = produce(sg, m, req, &r, key, &job->fd, &job->size);
         pthread_mutex_lock(&sg->lock);
         job->done = 1;
         job->ret = ret;
         unlink_job(sg, job);
         pthread_cond_broadcast(&sg->done);
-        if (!--job->users)
-            free(job);
+    } else {
         pthread_mutex_unlock(&sg->lock);
-        return ret;
+        return -ENOMEM;
     }
-    return -EIO;
+    int ret = job_take(job, fd, size);
+    job_put(job);
+    pthread_mutex_unlock(&sg->lock);
+    return ret;
 }
 
 int segment_size(struct segmenter *sg, const struct media *m, const struct segment_req *req,
@@ -1270,13 +1293,5 @@ int segment_size(struct segmenter *sg, const struct media *m, const struct segme
     if (m->error || !segment_valid(sg, m, req) || find_range(m, req, &r) < 0)
         return -ENOENT;
     make_key(sg, m, req, &r, key);
-    int fd, ret = store_open(sg->store, key, &fd);
-    if (ret < 0)
-        return ret;
-    struct stat st;
-    ret = fstat(fd, &st) < 0 ? -errno : 0;
-    close(fd);
-    if (ret == 0)
-        *size = (uint64_t)st.st_size;
-    return ret;
+    return store_size(sg->store, key, size);
 }

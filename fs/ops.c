@@ -77,6 +77,7 @@ struct vidfs {
 struct handle {
     enum vpath_kind kind;
     int fd;
+    uint64_t fd_size; /* what of fd is served: a stored file ends in the store's trailer */
     char *buf; /* generated contents */
     size_t len;
     struct media *m;
@@ -586,6 +587,7 @@ static struct handle *handle_new(const struct vpath *vp)
     h->vp = *vp;
     h->kind = vp->kind;
     h->fd = -1;
+    h->fd_size = UINT64_MAX;
     h->cur = -1;
     h->lease = (struct reader_lease)READER_LEASE_INIT;
     pthread_mutex_init(&h->lock, NULL);
@@ -650,7 +652,7 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
         if (!segment_valid(fs->segmenter, h->m, &req))
             return -ENOENT;
         fi->direct_io = 1;
-        return segment_open(fs->segmenter, h->m, &req, &h->fd);
+        return segment_open(fs->segmenter, h->m, &req, &h->fd, &h->fd_size);
     }
     default:
         return -EISDIR;
@@ -751,6 +753,15 @@ static int read_frames(struct vidfs *fs, struct handle *h, char *buf, size_t siz
     return (int)done;
 }
 
+/* size, cut to what of h's fd is served from off on. */
+static size_t fd_clamp(const struct handle *h, size_t size, off_t off)
+{
+    uint64_t o = (uint64_t)off;
+    if (o >= h->fd_size)
+        return 0;
+    return h->fd_size - o < size ? (size_t)(h->fd_size - o) : size;
+}
+
 static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
                       struct fuse_file_info *fi)
 {
@@ -761,7 +772,7 @@ static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
     if (off < 0)
         return -EINVAL;
     if (h->fd >= 0) {
-        ssize_t r = pread(h->fd, buf, size, off);
+        ssize_t r = pread(h->fd, buf, fd_clamp(h, size, off), off);
         ret = r < 0 ? -errno : (int)r;
     } else if (h->frame_buf) {
         ret = read_frames(fs, h, buf, size, off);
@@ -798,6 +809,8 @@ static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t si
         return -ENOMEM;
     *bv = init;
     if (h->fd >= 0) {
+        size = fd_clamp(h, size, off);
+        bv->buf[0].size = size;
         bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         bv->buf[0].fd = h->fd;
         bv->buf[0].pos = off;
