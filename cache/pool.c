@@ -38,6 +38,12 @@ struct pool {
     struct pool_stats st;
 };
 
+/* For now a fixed number: the pool is where it will be derived from the machine. */
+int pool_size_auto(void)
+{
+    return 8;
+}
+
 int pool_new(const struct pool_opts *opts, struct pool **out)
 {
     struct pool *p = calloc(1, sizeof(*p));

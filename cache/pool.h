@@ -27,6 +27,9 @@ struct pool_opts {
 struct pool;
 
 int pool_new(const struct pool_opts *opts, struct pool **out);
+
+/* The decoders a pool holds when the size is "auto" (pool_size=auto). */
+int pool_size_auto(void);
 void pool_free(struct pool **p);
 
 /* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus). Call before
