@@ -21,8 +21,14 @@ BAD = [c.name for c in videos.CLIPS if c.kind == "bad"]
 
 
 def run_vidfs(args, timeout=20):
-    return subprocess.run([util.vidfs_bin()] + args, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    """vidfs with args; one in the foreground (-f) that is still running after timeout
+    mounted instead of refusing: it is unmounted and the test fails."""
+    try:
+        return subprocess.run([util.vidfs_bin()] + args, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        subprocess.call(["fusermount3", "-uz", args[-1]], stderr=subprocess.DEVNULL)
+        pytest.fail(f"vidfs {' '.join(args)} was still running after {timeout} s")
 
 
 def assert_not_mounted(mnt):
@@ -158,6 +164,53 @@ def test_log_file_daemonized_says_each_eio_once(tmp_path, corpus):
     assert not bad, "\n".join(bad)
     lines = eio_lines(text, name)
     assert len(lines) == 1, f"{name}: {len(lines)} error lines:\n" + "\n".join(lines)
+
+
+SYSLOG_PROBE = r"""
+import os, socket, subprocess, sys, time
+vidfs, src, mnt, cache, bad = sys.argv[1:]
+# a /dev of our own (this runs in a mount namespace), with a /dev/log we listen on
+subprocess.run("mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/fuse c 10 229 && "
+               "mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 && "
+               "mknod -m 666 /dev/urandom c 1 9", shell=True, check=True)
+log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+log.bind("/dev/log")
+r = subprocess.run([vidfs, "-o", "cache_dir=" + cache, src, mnt], capture_output=True)
+if r.returncode:
+    sys.exit("vidfs failed: " + r.stderr.decode())
+try:
+    open(os.path.join(mnt, bad, "frames", "0.nv12"), "rb").read()
+except OSError as e:
+    print("read:", e.errno)
+log.settimeout(2)
+try:
+    while True:
+        print(log.recv(4096).decode(errors="replace").replace("\n", " "))
+except socket.timeout:
+    pass
+subprocess.run(["umount", mnt])
+"""
+
+
+def test_daemonized_log_goes_to_syslog(tmp_path, corpus):
+    """Without -f and without log=, lines go to syslog (/dev/log, what the journal reads)
+    with the level as the priority: run in a mount namespace with a /dev/log of the
+    test's own."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    probe = tmp_path / "probe.py"
+    probe.write_text(SYSLOG_PROBE)
+    name = BAD[0]
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "/usr/bin/python3",
+                        str(probe), util.vidfs_bin(), corpus, str(mnt), str(tmp_path / "cache"),
+                        name], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"read: {errno.EIO}" in r.stdout, r.stdout
+    # <27>: facility daemon (3), priority err (3); <30>: daemon, info (6)
+    lines = r.stdout.splitlines()
+    assert any(re.match(r"<30>.* vidfs\[\d+\]: info: ", l) for l in lines), r.stdout
+    errors = [l for l in lines if re.match(r"<27>.* vidfs\[\d+\]: error: ", l) and name in l]
+    assert len(errors) == 1, r.stdout
 
 
 def test_repeated_eio_of_a_broken_frame_is_logged_once(make_mount, tmp_path):
