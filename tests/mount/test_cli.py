@@ -260,12 +260,15 @@ def test_non_empty_mountpoint_is_refused_unless_nonempty(tmp_path, corpus):
     assert (mnt / "keep.txt").read_text() == "mine"
 
 
-def test_swapped_arguments_are_refused(tmp_path, corpus):
-    """`vidfs MOUNTPOINT SOURCE_DIR`: an empty directory over the videos."""
-    empty = tmp_path / "empty"
+def test_swapped_arguments_are_refused(tmp_path):
+    """`vidfs MOUNTPOINT SOURCE_DIR`: an empty directory over the videos. (The videos are
+    a copy: a vidfs that wrongly mounts must not hide the shared corpus.)"""
+    empty, videos_dir = tmp_path / "empty", tmp_path / "videos"
     empty.mkdir()
-    r = run_vidfs(["-f", str(empty), corpus])
-    assert_not_mounted(corpus)
+    videos_dir.mkdir()
+    shutil.copy(os.path.join(util.CORPUS, "h264_bframes.mp4"), videos_dir)
+    r = run_vidfs(["-f", str(empty), str(videos_dir)])
+    assert_not_mounted(videos_dir)
     assert r.returncode != 0 and "swapped" in r.stderr, r.stderr
     one_style(r.stderr)
 
