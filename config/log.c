@@ -153,6 +153,9 @@ static void ffmpeg_cb(void *avcl, int av_level, const char *fmt, va_list ap)
                            : av_level <= AV_LOG_WARNING ? LOG_LEVEL_INFO
                                                         : LOG_LEVEL_DEBUG;
     if (av_level > av_log_get_level() || !log_enabled(level)) return;
+    /* A damaged stream repeats the same complaint for every packet of every read: below
+     * debug level each of FFmpeg's messages is shown once, our own lines give the cause. */
+    if (!log_enabled(LOG_LEVEL_DEBUG) && !first_time(fnv1a(0x84222325cbf29ce4ULL, fmt))) return;
     char buf[1024];
     snprintf(buf, sizeof(buf), "ffmpeg: %s", fmt);
     vlog(level, buf, ap);

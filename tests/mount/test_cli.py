@@ -240,6 +240,8 @@ def test_repeated_eio_of_a_broken_frame_is_logged_once(make_mount, tmp_path):
     causes = [l.split("h264_bframes.mp4: ", 1)[-1].split(" (frame")[0] for l in lines]
     assert len(causes) == len(set(causes)), "a cause logged twice:\n" + "\n".join(lines)
     assert len(lines) < failed / 4, "\n".join(lines)
+    text = m.read_log(0)
+    assert text.count("\n") < 60, f"{text.count(chr(10))} log lines for {failed} failed reads"
 
 
 # ------------------------------------------------------------------ misuse
