@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum key_type { KEY_STR, KEY_INT, KEY_ENUM, KEY_LIST };
 
@@ -260,15 +262,22 @@ char *config_default_path(void)
     return xdg_path("XDG_CONFIG_HOME", ".config", "vidfs/vidfs.ini");
 }
 
+/* The cache directory as an absolute path: the daemon runs in /. */
+static char *cache_dir(const char *set)
+{
+    char cwd[PATH_MAX];
+    if (!*set) return xdg_path("XDG_CACHE_HOME", ".cache", "vidfs");
+    if (set[0] == '/') return strdup(set);
+    return getcwd(cwd, sizeof(cwd)) ? join_path(cwd, set) : NULL;
+}
+
 int config_finish(struct config *cfg)
 {
     log_set_level((enum log_level)cfg->level);
-    if (!*cfg->cache_dir) {
-        char *d = xdg_path("XDG_CACHE_HOME", ".cache", "vidfs");
-        if (!d) return -ENOMEM;
-        free(cfg->cache_dir);
-        cfg->cache_dir = d;
-    }
+    char *d = cache_dir(cfg->cache_dir);
+    if (!d) return -ENOMEM;
+    free(cfg->cache_dir);
+    cfg->cache_dir = d;
     return 0;
 }
 

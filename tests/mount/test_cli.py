@@ -304,15 +304,18 @@ def test_mountpoint_inside_the_source_is_refused(tmp_path):
 
 
 def test_relative_paths_are_resolved(tmp_path, corpus):
-    """Relative SOURCE_DIR and MOUNTPOINT name what they name where vidfs was started,
-    also once it has daemonized (into /)."""
+    """Relative SOURCE_DIR, MOUNTPOINT, cache_dir and log name what they name where vidfs
+    was started, also once it has daemonized (into /)."""
     os.symlink(corpus, tmp_path / "videos")
     (tmp_path / "mnt").mkdir()
-    r = subprocess.run([util.vidfs_bin(), "-o", f"cache_dir={tmp_path / 'cache'}", "videos",
+    r = subprocess.run([util.vidfs_bin(), "-o", "cache_dir=cache,log=vidfs.log", "videos",
                         "mnt"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     try:
         assert r.returncode == 0, r.stderr
         assert "h264_bframes.mp4" in os.listdir(tmp_path / "mnt")
+        assert util.read_all(tmp_path / "mnt" / "h264_bframes.mp4" / "meta.json")
+        assert os.listdir(tmp_path / "cache"), "nothing stored in the relative cache_dir"
+        assert (tmp_path / "vidfs.log").stat().st_size > 0, "nothing in the relative log"
     finally:
         subprocess.call(["fusermount3", "-u", str(tmp_path / "mnt")])
 
