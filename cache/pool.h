@@ -33,6 +33,7 @@ struct pool_opts {
 struct pool;
 
 int pool_new(const struct pool_opts *opts, struct pool **out);
+
 void pool_free(struct pool **p);
 
 /* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus), each with

@@ -217,18 +217,10 @@ int segmenter_new(struct reader *reader, struct store *store, const struct confi
     int ret = encode_settings_from_config(cfg, &sg->enc);
     if (ret < 0)
         goto fail;
-    if (!strcmp(cfg->segment_audio, "copy")) {
-        sg->audio = AUDIO_COPY;
-    } else if (!strcmp(cfg->segment_audio, "aac")) {
-        sg->audio = AUDIO_AAC;
-    } else if (!strcmp(cfg->segment_audio, "none")) {
-        sg->audio = AUDIO_NONE;
-    } else {
-        log_error("segments: segment_audio must be copy, aac or none, not %s",
-                  cfg->segment_audio);
-        ret = -EINVAL;
-        goto fail;
-    }
+    static const enum audio_mode audio_modes[] = {[CONFIG_AUDIO_COPY] = AUDIO_COPY,
+                                                  [CONFIG_AUDIO_AAC] = AUDIO_AAC,
+                                                  [CONFIG_AUDIO_NONE] = AUDIO_NONE};
+    sg->audio = audio_modes[cfg->segment_audio];
     char settings[192];
     snprintf(settings, sizeof(settings), "%d/%s/%d/%d/%d/%d/%d/%d", (int)sg->enc.codec,
              sg->enc.preset, (int)sg->enc.rc, sg->enc.quality, sg->enc.bitrate_kbps,

@@ -722,8 +722,8 @@ static int render(struct vidfs *fs, struct handle *h, int k)
     ret = convert_frame(f, &req, h->frame_buf, h->frame_size);
     av_frame_free(&f);
     if (ret < 0) {
-        log_error("%s: frame %d: conversion to %s failed", h->m->path,
-                  h->vp.first + k * h->vp.step, format_ext(h->vp.format));
+        log_error_once(h->m->path, "conversion failed", "frame %d to %s",
+                       h->vp.first + k * h->vp.step, format_ext(h->vp.format));
         h->cur = -1;
         return -EIO;
     }
@@ -964,27 +964,12 @@ static char *stats_json(struct vidfs *fs)
 /* ---- lifetime ---- */
 
 /* The `gpus` setting: "all", or CUDA ordinals separated by commas. */
-static int parse_gpus(const char *s, struct pool_opts *po)
+/* The gpus setting as the pool's list; none for "all", which vidfs_init counts: CUDA must
+ * not start before the daemon forks. */
+static void gpus_from_config(const struct config_list *l, struct pool_opts *po)
 {
-    po->ngpus = 0;
-    if (!strcmp(s, "all"))
-        return 0; /* counted in vidfs_init: CUDA must not start before the daemon forks */
-    for (const char *p = s; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 255 || (*end && *end != ',') ||
-            po->ngpus == POOL_MAX_GPUS) {
-            log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
-            return -EINVAL;
-        }
-        po->gpus[po->ngpus++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    if (!po->ngpus) {
-        log_error("gpus '%s': no GPU named", s);
-        return -EINVAL;
-    }
-    return 0;
+    po->ngpus = l->n < POOL_MAX_GPUS ? l->n : POOL_MAX_GPUS;
+    memcpy(po->gpus, l->v, sizeof(int) * (size_t)po->ngpus);
 }
 
 #if VIDFS_HAVE_NVDEC
@@ -994,8 +979,9 @@ static void init_gpus(struct vidfs *fs)
 {
     int count = cuda_device_count(), n = 0;
     struct pool_opts po;
-    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0)
+    if (count <= 0)
         return;
+    gpus_from_config(&fs->cfg.gpus, &po);
     if (!po.ngpus) /* "all" */
         for (int i = 0; i < count && i < POOL_MAX_GPUS; i++)
             po.gpus[n++] = i;
@@ -1028,7 +1014,7 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     if (fs->mountpoint)
         source_avoid_mount(fs->src, fs->mountpoint);
 #if VIDFS_HAVE_NVDEC
-    if (strcmp(fs->cfg.backend, "cpu"))
+    if (fs->cfg.backend != CONFIG_BACKEND_CPU)
         init_gpus(fs);
 #endif
     return fs;
@@ -1057,22 +1043,23 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
         (ret = source_new(fs->src_fd, fs->source, (int)fs->cfg.follow_symlinks_out,
                           &fs->src)) < 0)
         goto fail;
-    const char *lf = fs->cfg.frame_format;
-    fs->list_format = format_from_ext(lf, (int)strlen(lf));
-    if (fs->list_format == FORMAT_COUNT) {
-        log_error("frame_format '%s' is not a frame format", lf);
-        ret = -EINVAL;
-        goto fail;
-    }
+    static const enum format formats[] = {
+        [CONFIG_FRAME_NV12] = FORMAT_NV12, [CONFIG_FRAME_YUV420P] = FORMAT_YUV420P,
+        [CONFIG_FRAME_GRAY] = FORMAT_GRAY, [CONFIG_FRAME_RGB] = FORMAT_RGB,
+        [CONFIG_FRAME_RGBP] = FORMAT_RGBP, [CONFIG_FRAME_P010] = FORMAT_P010,
+        [CONFIG_FRAME_PNG] = FORMAT_PNG,   [CONFIG_FRAME_JPG] = FORMAT_JPG,
+    };
+    fs->list_format = formats[fs->cfg.frame_format];
     struct pool_opts po = {
-        .size = (int)fs->cfg.pool_size,
+        .size = (int)fs->cfg.pool_size, /* 0 (auto): the pool asks the machine */
         .decode = {.threads = (int)fs->cfg.threads,
                    .max_width = (int)fs->cfg.max_width,
                    .max_height = (int)fs->cfg.max_height},
-        .use_gpu = !strcmp(fs->cfg.backend, "cpu") ? -1 : !strcmp(fs->cfg.backend, "nvdec"),
+        .use_gpu = fs->cfg.backend == CONFIG_BACKEND_CPU     ? -1
+                   : fs->cfg.backend == CONFIG_BACKEND_NVDEC ? 1
+                                                             : 0,
     };
-    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0)
-        goto fail;
+    gpus_from_config(&fs->cfg.gpus, &po);
     po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
     /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
      * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
