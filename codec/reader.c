@@ -126,11 +126,14 @@ static void *worker_main(void *arg)
             continue;
         }
         t->running = 1;
+        /* A job is one request: it keeps its decoder from its first frame to its last
+         * (a per-frame lease lets a waiting reader take it between two frames). */
+        struct reader_lease lease = READER_LEASE_INIT;
         struct media *m = media_ref(t->m);
         while (t->job_from <= t->job_to && !r->stop) {
             int n = t->job_from;
             pthread_mutex_unlock(&r->lock);
-            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f, NULL);
+            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f, &lease);
             if (ret == 0 && f->buf[0]) {
                 frame_cache_put(r->cache, m->id, n, f);
                 __atomic_add_fetch(&r->st.readahead_frames, 1, __ATOMIC_RELAXED);
@@ -141,6 +144,7 @@ static void *worker_main(void *arg)
             pthread_cond_broadcast(&r->progress);
         }
         t->running = 0;
+        reader_lease_end(r, &lease);
         media_unref(&m);
         pthread_cond_broadcast(&r->progress);
     }
