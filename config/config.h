@@ -52,7 +52,7 @@ enum config_level { CONFIG_LEVELS(CONFIG_ENUM_CONSTANT) };
     X(cache, cache_dir, STR, "", "DIR",                                                            \
       "disk store (indexes, segments); empty: $XDG_CACHE_HOME/vidfs")                              \
     X(cache, cache_mb, INT, "1024", RANGE(16, 1048576), "decoded frames kept in memory, MiB")      \
-    X(cache, store_mb, INT, "4096", RANGE(16, 1073741824),                                         \
+    X(cache, store_mb, INT, "4096", RANGE(1, 1073741824),                                          \
       "disk store bound, indexes and segments together, MiB")                                      \
     X(frames, frame_format, ENUM, "nv12", CONFIG_FRAME_FORMATS, "format that frames/ lists")       \
     X(frames, readahead, INT, "8", RANGE(0, 256),                                                  \
