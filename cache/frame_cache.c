@@ -1,12 +1,16 @@
-/* Frame cache: a hash table of (media, frame) keys over an LRU list, one mutex. The lock
- * is held only to move pointers and refcounts, never while copying pixels. */
+/* Frame cache: shards of a hash table over an LRU list, each with its own mutex, so
+ * readers of different frames rarely meet on a lock. The byte bound is global (one
+ * atomic count): an insert evicts from its own shard's LRU end first, then from the
+ * others, so the bound holds however the keys spread. A lock is held only to move
+ * pointers and refcounts, never while copying pixels. */
 #include "frame_cache.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
-#define NBUCKETS 16384
+#define NSHARDS 16
+#define NBUCKETS 1024 /* per shard */
 
 struct entry {
     uint64_t media;
@@ -17,18 +21,32 @@ struct entry {
     struct entry *prev, *next; /* LRU list, most recent first */
 };
 
-struct frame_cache {
+struct shard {
     pthread_mutex_t lock;
     struct entry *buckets[NBUCKETS];
     struct entry *head, *tail;
-    size_t bytes, max_bytes;
-    struct frame_cache_stats st;
+    struct frame_cache_stats st; /* hits, misses, inserts, evictions, frames */
 };
+
+struct frame_cache {
+    size_t max_bytes;
+    size_t bytes; /* atomic: all shards together */
+    struct shard shards[NSHARDS];
+};
+
+static uint64_t key_hash(uint64_t media, int n)
+{
+    return (media * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(unsigned)n * 0xff51afd7ed558ccdull);
+}
+
+static struct shard *shard_of(struct frame_cache *fc, uint64_t media, int n)
+{
+    return &fc->shards[(key_hash(media, n) >> 20) % NSHARDS];
+}
 
 static unsigned bucket(uint64_t media, int n)
 {
-    uint64_t h = (media * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(unsigned)n * 0xff51afd7ed558ccdull);
-    return (unsigned)(h >> 32) % NBUCKETS;
+    return (unsigned)(key_hash(media, n) >> 32) % NBUCKETS;
 }
 
 static size_t frame_bytes(const AVFrame *f)
@@ -44,45 +62,51 @@ int frame_cache_new(size_t max_bytes, struct frame_cache **out)
     struct frame_cache *fc = calloc(1, sizeof(*fc));
     if (!fc)
         return -ENOMEM;
-    pthread_mutex_init(&fc->lock, NULL);
+    for (int i = 0; i < NSHARDS; i++)
+        pthread_mutex_init(&fc->shards[i].lock, NULL);
     fc->max_bytes = max_bytes;
     *out = fc;
     return 0;
 }
 
-static void list_unlink(struct frame_cache *fc, struct entry *e)
+static void list_unlink(struct shard *s, struct entry *e)
 {
     if (e->prev)
         e->prev->next = e->next;
     else
-        fc->head = e->next;
+        s->head = e->next;
     if (e->next)
         e->next->prev = e->prev;
     else
-        fc->tail = e->prev;
+        s->tail = e->prev;
     e->prev = e->next = NULL;
 }
 
-static void list_push(struct frame_cache *fc, struct entry *e)
+static void list_push(struct shard *s, struct entry *e)
 {
-    e->next = fc->head;
+    e->next = s->head;
     e->prev = NULL;
-    if (fc->head)
-        fc->head->prev = e;
-    fc->head = e;
-    if (!fc->tail)
-        fc->tail = e;
+    if (s->head)
+        s->head->prev = e;
+    s->head = e;
+    if (!s->tail)
+        s->tail = e;
 }
 
-static void entry_remove(struct frame_cache *fc, struct entry *e)
+/* Unlinks e from its shard (under the shard's lock); the caller frees it unlocked. */
+static void entry_unlink(struct frame_cache *fc, struct shard *s, struct entry *e)
 {
-    struct entry **pp = &fc->buckets[bucket(e->media, e->n)];
+    struct entry **pp = &s->buckets[bucket(e->media, e->n)];
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
-    list_unlink(fc, e);
-    fc->bytes -= e->bytes;
-    fc->st.frames--;
+    list_unlink(s, e);
+    __atomic_sub_fetch(&fc->bytes, e->bytes, __ATOMIC_RELAXED);
+    s->st.frames--;
+}
+
+static void entry_free(struct entry *e)
+{
     av_frame_free(&e->frame);
     free(e);
 }
@@ -92,16 +116,22 @@ void frame_cache_free(struct frame_cache **fcp)
     struct frame_cache *fc = *fcp;
     if (!fc)
         return;
-    while (fc->tail)
-        entry_remove(fc, fc->tail);
-    pthread_mutex_destroy(&fc->lock);
+    for (int i = 0; i < NSHARDS; i++) {
+        struct shard *s = &fc->shards[i];
+        while (s->tail) {
+            struct entry *e = s->tail;
+            entry_unlink(fc, s, e);
+            entry_free(e);
+        }
+        pthread_mutex_destroy(&s->lock);
+    }
     free(fc);
     *fcp = NULL;
 }
 
-static struct entry *find(struct frame_cache *fc, uint64_t media, int n)
+static struct entry *find(struct shard *s, uint64_t media, int n)
 {
-    for (struct entry *e = fc->buckets[bucket(media, n)]; e; e = e->hnext)
+    for (struct entry *e = s->buckets[bucket(media, n)]; e; e = e->hnext)
         if (e->media == media && e->n == n)
             return e;
     return NULL;
@@ -110,32 +140,67 @@ static struct entry *find(struct frame_cache *fc, uint64_t media, int n)
 AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n)
 {
     AVFrame *f = NULL;
-    pthread_mutex_lock(&fc->lock);
-    struct entry *e = find(fc, media, n);
+    struct shard *s = shard_of(fc, media, n);
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = find(s, media, n);
     if (e) {
-        list_unlink(fc, e);
-        list_push(fc, e);
+        list_unlink(s, e);
+        list_push(s, e);
         f = av_frame_clone(e->frame);
-        fc->st.hits++;
+        s->st.hits++;
     } else {
-        fc->st.misses++;
+        s->st.misses++;
     }
-    pthread_mutex_unlock(&fc->lock);
+    pthread_mutex_unlock(&s->lock);
     return f;
 }
 
 int frame_cache_has(struct frame_cache *fc, uint64_t media, int n)
 {
-    pthread_mutex_lock(&fc->lock);
-    int has = find(fc, media, n) != NULL;
-    pthread_mutex_unlock(&fc->lock);
+    struct shard *s = shard_of(fc, media, n);
+    pthread_mutex_lock(&s->lock);
+    int has = find(s, media, n) != NULL;
+    pthread_mutex_unlock(&s->lock);
     return has;
+}
+
+/* Evicts the least recently used entry of shard s; 0 when it is empty. */
+static int evict_one(struct frame_cache *fc, struct shard *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = s->tail;
+    if (e) {
+        entry_unlink(fc, s, e);
+        s->st.evictions++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (e)
+        entry_free(e);
+    return e != NULL;
+}
+
+/* Brings the total under max_bytes - need: own shard first, then the others in turn. */
+static void make_room(struct frame_cache *fc, struct shard *own, size_t need)
+{
+    int next = (int)(own - fc->shards), empty = 0;
+    while (__atomic_load_n(&fc->bytes, __ATOMIC_RELAXED) + need > fc->max_bytes &&
+           empty < NSHARDS) {
+        if (evict_one(fc, own)) {
+            empty = 0;
+            continue;
+        }
+        own = &fc->shards[next = (next + 1) % NSHARDS];
+        empty++;
+    }
 }
 
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f)
 {
     size_t bytes = frame_bytes(f);
     if (bytes > fc->max_bytes)
+        return;
+    struct shard *s = shard_of(fc, media, n);
+    if (frame_cache_has(fc, media, n))
         return;
     AVFrame *ref = av_frame_clone(f);
     struct entry *e = calloc(1, sizeof(*e));
@@ -145,32 +210,37 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
         return;
     }
     *e = (struct entry){.media = media, .n = n, .frame = ref, .bytes = bytes};
-    pthread_mutex_lock(&fc->lock);
-    if (find(fc, media, n)) {
-        pthread_mutex_unlock(&fc->lock);
-        av_frame_free(&e->frame);
-        free(e);
+    make_room(fc, s, bytes);
+    pthread_mutex_lock(&s->lock);
+    if (find(s, media, n)) {
+        pthread_mutex_unlock(&s->lock);
+        entry_free(e);
         return;
     }
-    while (fc->tail && fc->bytes + bytes > fc->max_bytes) {
-        entry_remove(fc, fc->tail);
-        fc->st.evictions++;
-    }
     unsigned b = bucket(media, n);
-    e->hnext = fc->buckets[b];
-    fc->buckets[b] = e;
-    list_push(fc, e);
-    fc->bytes += bytes;
-    fc->st.frames++;
-    fc->st.inserts++;
-    pthread_mutex_unlock(&fc->lock);
+    e->hnext = s->buckets[b];
+    s->buckets[b] = e;
+    list_push(s, e);
+    __atomic_add_fetch(&fc->bytes, bytes, __ATOMIC_RELAXED);
+    s->st.frames++;
+    s->st.inserts++;
+    pthread_mutex_unlock(&s->lock);
+    make_room(fc, s, 0); /* puts racing past the first check: the bound still holds */
 }
 
 void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)
 {
-    pthread_mutex_lock(&fc->lock);
-    *st = fc->st;
-    st->bytes = fc->bytes;
+    *st = (struct frame_cache_stats){0};
+    for (int i = 0; i < NSHARDS; i++) {
+        struct shard *s = &fc->shards[i];
+        pthread_mutex_lock(&s->lock);
+        st->hits += s->st.hits;
+        st->misses += s->st.misses;
+        st->inserts += s->st.inserts;
+        st->evictions += s->st.evictions;
+        st->frames += s->st.frames;
+        pthread_mutex_unlock(&s->lock);
+    }
+    st->bytes = __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED);
     st->max_bytes = fc->max_bytes;
-    pthread_mutex_unlock(&fc->lock);
 }

@@ -1,5 +1,5 @@
 /* Decoded frames shared by all readers: an LRU bounded in bytes, keyed by (media id,
- * display index). Frames are refcounted AVFrames: get returns a new reference, so a
+ * display index), in shards with a lock each (the LRU order is kept per shard). Frames are refcounted AVFrames: get returns a new reference, so a
  * reader never copies a frame it only reads, and eviction never frees one in use. */
 #ifndef VIDFS_FRAME_CACHE_H
 #define VIDFS_FRAME_CACHE_H

@@ -1,15 +1,26 @@
-/* Logging to stderr with a level, shared by every layer. Thread-safe. */
+/* Logging with a level, shared by every layer. Thread-safe. Every line has one style:
+ * "vidfs[PID]: LEVEL: message" on stderr, the same after a date in a log file, and
+ * "LEVEL: message" with the level as the priority in syslog (which adds "vidfs[PID]"). */
 #ifndef VIDFS_LOG_H
 #define VIDFS_LOG_H
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-/* Parses "error", "warn", "info" or "debug"; -EINVAL for anything else. */
-int log_parse_level(const char *s, enum log_level *out);
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 
+/* Sends lines to dest: "syslog", "stderr", or the path of a file to append to. An empty
+ * dest means syslog when daemonized is set, stderr otherwise. -errno (logged on stderr)
+ * when the file cannot be opened. Until called, lines go to stderr. */
+int log_open(const char *dest, int daemonized);
+void log_close(void);
+
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Logs "FILE: CAUSE (detail)" at error level the first time this file gives this cause
+ * (a fixed string), so a reader retrying a broken frame does not flood the log. */
+void log_error_once(const char *file, const char *cause, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "media.h"
 #include "meta.h"
+#include "source.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -27,6 +28,7 @@ struct media_slot {
 
 struct media_table {
     char *source;
+    struct source *src;
     struct store *store;
     pthread_mutex_t lock;
     pthread_cond_t opened;
@@ -34,7 +36,8 @@ struct media_table {
     uint64_t tick;
 };
 
-int media_table_new(const char *source, struct store *store, struct media_table **out)
+int media_table_new(const char *source, struct source *src, struct store *store,
+                    struct media_table **out)
 {
     struct media_table *t = calloc(1, sizeof(*t));
     if (!t)
@@ -44,6 +47,7 @@ int media_table_new(const char *source, struct store *store, struct media_table 
         free(t);
         return -ENOMEM;
     }
+    t->src = src;
     t->store = store;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->opened, NULL);
@@ -60,10 +64,12 @@ static char *source_path(const struct media_table *t, const char *rel, size_t le
     return p;
 }
 
+/* ctime too: a rewrite in place can keep size and mtime (utime), never ctime. */
 static int same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 static void slot_clear(struct media_slot *s)
@@ -104,16 +110,19 @@ static struct media_slot *slot_take(struct media_table *t, const char *key)
 static int lookup(struct media_table *t, const char *rel, size_t len, int stream,
                   struct media **out, struct media_slot **slot_out)
 {
+    char name[PATH_MAX], key[PATH_MAX + 16];
+    if (len >= PATH_MAX)
+        return -ENAMETOOLONG;
     char *path = source_path(t, rel, len);
-    char key[PATH_MAX + 16];
     if (!path)
         return -ENOMEM;
+    snprintf(name, sizeof(name), "%.*s", (int)len, rel);
     struct stat st;
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (source_stat(t->src, name, &st) < 0 || !S_ISREG(st.st_mode)) {
         free(path);
         return -ENOENT;
     }
-    snprintf(key, sizeof(key), "%.*s\n%d", (int)len, rel, stream);
+    snprintf(key, sizeof(key), "%s\n%d", name, stream);
     pthread_mutex_lock(&t->lock);
     struct media_slot *s;
     while ((s = slot_find(t, key)) && s->opening)
@@ -133,7 +142,10 @@ static int lookup(struct media_table *t, const char *rel, size_t len, int stream
         s->opening = 1;
         pthread_mutex_unlock(&t->lock);
         struct media *m = NULL;
-        ret = media_open(path, stream, t->store, &m);
+        int fd;
+        ret = source_open(t->src, name, 0, &fd, &st);
+        if (ret == 0)
+            ret = media_open(path, fd, stream, t->store, &m);
         pthread_mutex_lock(&t->lock);
         s->opening = 0;
         s->m = m;

@@ -8,8 +8,12 @@ struct media;
 struct store;
 struct media_table;
 
-/* source: the source directory's real path; store (borrowed) keeps the indexes. */
-int media_table_new(const char *source, struct store *store, struct media_table **out);
+struct source;
+
+/* source: the source directory's real path, looked up through src (borrowed: lookups stay
+ * inside it); store (borrowed) keeps the indexes. */
+int media_table_new(const char *source, struct source *src, struct store *store,
+                    struct media_table **out);
 void media_table_free(struct media_table **t);
 
 /* The media for the video at rel[0..len) under the source (stream -1: the default one), a

@@ -1,14 +1,16 @@
 /* FUSE operations. Every path goes through vpath_parse; the source path it names is
- * looked up relative to the source directory (openat on its fd, so a mount over a
- * changed cwd still works). Videos are opened through a table of media that is checked
- * against the source's stat on every lookup, so a changed file is re-indexed. */
+ * resolved inside the source directory by the source module (never out of it, never into
+ * this mount). Videos are opened through a table of media that is checked against the
+ * source's stat on every lookup, so a changed file is re-indexed. */
 #include "ops.h"
 #include "convert.h"
 #include "media.h"
 #include "media_table.h"
+#include "reader.h"
 #include "render.h"
 #include "segment.h"
 #include "size_table.h"
+#include "source.h"
 #include "stats.h"
 #include "vidfs.h"
 #include "vpath.h"
@@ -29,15 +31,17 @@
 struct handle {
     enum vpath_kind kind;
     int fd;
+    uint64_t fd_size; /* what of fd is served: a stored file ends in the store's trailer */
     char *buf; /* generated contents */
     size_t len;
     struct media *m;
     struct vpath vp;
     int w, h;
     uint64_t frame_size;
-    pthread_mutex_t lock; /* frame_buf and cur */
+    pthread_mutex_t lock; /* frame_buf, cur and lease */
     uint8_t *frame_buf;
     int cur; /* frame of the batch in frame_buf, -1 none */
+    struct reader_lease lease; /* a batch's decoder, from its first frame to its last */
 };
 
 static struct vidfs *get_fs(void)
@@ -73,7 +77,7 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
         memcpy(prefix, rel_of(path), n);
         prefix[n] = '\0';
         struct stat st;
-        if (fstatat(fs->src_fd, prefix, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+        if (source_stat(fs->src, prefix, &st) < 0 || !S_ISDIR(st.st_mode))
             return ret;
     }
 }
@@ -100,15 +104,23 @@ static int frame_geometry(const struct media *m, const struct vpath *vp, int *w,
     int batch = vp->kind == VPATH_BATCH;
     if (vp->last > media_nb_frames(m) || (batch && !format_is_raw(vp->format)))
         return -ENOENT;
-    convert_view_size(m->width, m->height, vp->view_w, vp->view_h, w, h);
+    int ret = convert_view_size(m->width, m->height, vp->view_w, vp->view_h, w, h);
+    if (ret < 0)
+        return ret;
     *frame_size = format_frame_size(vp->format, *w, *h);
     return 0;
 }
 
+/* Modes derive from the source's, less the write bits, and the kernel enforces them
+ * (default_permissions): a directory made from a video is r-x where the video is
+ * readable, the files made from it are readable where it is. */
 static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t size)
 {
+    mode_t r = src->st_mode & 0444;
     memset(st, 0, sizeof(*st));
-    st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+    st->st_mode = !dir                    ? S_IFREG | r
+                  : S_ISDIR(src->st_mode) ? S_IFDIR | (src->st_mode & 0555)
+                                          : S_IFDIR | r | r >> 2;
     st->st_nlink = dir ? 2 : 1;
     st->st_size = size;
     st->st_blocks = (size + 511) / 512;
@@ -139,9 +151,13 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
     uint64_t fsize, produced;
     switch (vp->kind) {
     case VPATH_VIDEO_DIR:
-    case VPATH_FRAMES_DIR:
     case VPATH_SEGMENTS_DIR:
         dir = 1;
+        break;
+    case VPATH_FRAMES_DIR: /* a view out of bounds does not exist, nor do its frames */
+        dir = 1;
+        if (!m->error)
+            ret = convert_view_size(m->width, m->height, vp->view_w, vp->view_h, &w, &h);
         break;
     case VPATH_STREAMS_DIR:
         dir = 1;
@@ -161,7 +177,7 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
         break;
     case VPATH_SEGMENT: {
         struct segment_req req = {vp->seg_start, vp->seg_end, vp->container, vp->seg_copy};
-        if (m->error || !segment_valid(m, &req)) {
+        if (m->error || !segment_valid(fs->segmenter, m, &req)) {
             ret = m->error ? -EIO : -ENOENT;
             break;
         }
@@ -197,18 +213,20 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     }
     char rel[PATH_MAX];
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
-    if (fstatat(fs->src_fd, *rel ? rel : ".", &src, 0) < 0)
-        return -errno;
+    if ((ret = source_stat(fs->src, rel, &src)) < 0)
+        return ret;
     if (vp.kind == VPATH_PLAIN) {
         if (!S_ISDIR(src.st_mode) && !S_ISREG(src.st_mode))
             return -ENOENT;
         fill_stat(st, &src, S_ISDIR(src.st_mode), S_ISREG(src.st_mode) ? src.st_size : 0);
+        st->st_mode |= src.st_mode & 0111; /* passed through: x bits too */
         return 0;
     }
     if (!S_ISREG(src.st_mode))
         return -ENOENT;
     if (vp.kind == VPATH_SOURCE) {
         fill_stat(st, &src, 0, src.st_size);
+        st->st_mode |= src.st_mode & 0111;
         return 0;
     }
     if (vp.kind == VPATH_FRAMES_CSV) {
@@ -228,9 +246,11 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
 
 static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill_dir_t fill)
 {
-    int fd = openat(fs->src_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    int fd;
+    struct stat st;
+    int ret = source_open(fs->src, rel, 1, &fd, &st);
+    if (ret < 0)
+        return ret;
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
@@ -238,9 +258,8 @@ static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        struct stat st;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-            fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+            source_stat_entry(fs->src, dirfd(d), rel, de->d_name, &st) < 0 ||
             (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
             continue;
         const char *dot = strrchr(de->d_name, '.');
@@ -326,10 +345,11 @@ static int vidfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_
 
 /* ---- files ---- */
 
-static void handle_free(struct handle *h)
+static void handle_free(struct vidfs *fs, struct handle *h)
 {
     if (!h)
         return;
+    reader_lease_end(fs->reader, &h->lease);
     if (h->fd >= 0)
         close(h->fd);
     free(h->buf);
@@ -347,7 +367,9 @@ static struct handle *handle_new(const struct vpath *vp)
     h->vp = *vp;
     h->kind = vp->kind;
     h->fd = -1;
+    h->fd_size = UINT64_MAX;
     h->cur = -1;
+    h->lease = (struct reader_lease)READER_LEASE_INIT;
     pthread_mutex_init(&h->lock, NULL);
     return h;
 }
@@ -404,10 +426,10 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
                                   h->vp.seg_copy};
         if (h->m->error)
             return -EIO;
-        if (!segment_valid(h->m, &req))
+        if (!segment_valid(fs->segmenter, h->m, &req))
             return -ENOENT;
         fi->direct_io = 1;
-        return segment_open(fs->segmenter, h->m, &req, &h->fd);
+        return segment_open(fs->segmenter, h->m, &req, &h->fd, &h->fd_size);
     }
     default:
         return -EISDIR;
@@ -443,10 +465,11 @@ static int vidfs_open(const char *path, struct fuse_file_info *fi)
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
     switch (vp.kind) {
     case VPATH_PLAIN:
-    case VPATH_SOURCE:
-        h->fd = openat(fs->src_fd, rel, O_RDONLY | O_CLOEXEC);
-        ret = h->fd < 0 ? -errno : 0;
+    case VPATH_SOURCE: {
+        struct stat st;
+        ret = source_open(fs->src, rel, 0, &h->fd, &st);
         break;
+    }
     case VPATH_STATS:
         fi->direct_io = 1;
         ret = set_text(h, fs_stats(fs));
@@ -461,7 +484,7 @@ static int vidfs_open(const char *path, struct fuse_file_info *fi)
         ret = open_media_file(fs, path, h, fi);
     }
     if (ret < 0) {
-        handle_free(h);
+        handle_free(fs, h);
         return ret;
     }
     __atomic_add_fetch(&fs->files_opened, 1, __ATOMIC_RELAXED);
@@ -474,12 +497,16 @@ static int render(struct vidfs *fs, struct handle *h, int k)
 {
     if (h->cur == k)
         return 0;
-    /* A batch ends at its last frame; a single frame file may be followed by the next. */
-    int end = h->kind == VPATH_BATCH ? h->vp.last : INT_MAX;
+    /* A batch is one request: it holds its decoder from its first frame to its last. A
+     * single frame file may be followed by the next: read-ahead serves that. */
+    int batch = h->kind == VPATH_BATCH;
+    int end = batch ? h->vp.last : INT_MAX;
     struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
     h->cur = -1;
-    int ret = render_frame(fs->reader, h->m, h->vp.first + k * h->vp.step, end, &req,
-                           h->frame_buf, h->frame_size);
+    int ret = render_frame(fs->reader, h->m, h->vp.first + k * h->vp.step, end,
+                           batch ? &h->lease : NULL, &req, h->frame_buf, h->frame_size);
+    if (batch && (ret < 0 || k == vpath_count(&h->vp) - 1))
+        reader_lease_end(fs->reader, &h->lease);
     if (ret == 0)
         h->cur = k;
     return ret;
@@ -507,6 +534,15 @@ static int read_frames(struct vidfs *fs, struct handle *h, char *buf, size_t siz
     return (int)done;
 }
 
+/* size, cut to what of h's fd is served from off on. */
+static size_t fd_clamp(const struct handle *h, size_t size, off_t off)
+{
+    uint64_t o = (uint64_t)off;
+    if (o >= h->fd_size)
+        return 0;
+    return h->fd_size - o < size ? (size_t)(h->fd_size - o) : size;
+}
+
 static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
                       struct fuse_file_info *fi)
 {
@@ -517,7 +553,7 @@ static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
     if (off < 0)
         return -EINVAL;
     if (h->fd >= 0) {
-        ssize_t r = pread(h->fd, buf, size, off);
+        ssize_t r = pread(h->fd, buf, fd_clamp(h, size, off), off);
         ret = r < 0 ? -errno : (int)r;
     } else if (h->frame_buf) {
         ret = read_frames(fs, h, buf, size, off);
@@ -533,6 +569,16 @@ static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
     return ret;
 }
 
+/* What a read of size bytes at off will get from fd: libfuse reads it after we return,
+ * and a request past the end of the file gets only what is left. */
+static uint64_t fd_read_len(int fd, size_t size, off_t off)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || off >= st.st_size)
+        return 0;
+    return (uint64_t)st.st_size - (uint64_t)off < size ? (uint64_t)(st.st_size - off) : size;
+}
+
 /* Files that exist on disk (passthrough, source, stored segments) are handed to libfuse as
  * an fd buffer, so the kernel can splice them; the rest is read into memory. */
 static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
@@ -544,10 +590,13 @@ static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t si
         return -ENOMEM;
     *bv = init;
     if (h->fd >= 0) {
+        size = fd_clamp(h, size, off);
+        bv->buf[0].size = size;
         bv->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         bv->buf[0].fd = h->fd;
         bv->buf[0].pos = off;
-        __atomic_add_fetch(&get_fs()->bytes_served, size, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&get_fs()->bytes_served, fd_read_len(h->fd, size, off),
+                           __ATOMIC_RELAXED);
         *bufp = bv;
         return 0;
     }
@@ -567,7 +616,7 @@ static int vidfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t si
 static int vidfs_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
-    handle_free((struct handle *)(uintptr_t)fi->fh);
+    handle_free(get_fs(), (struct handle *)(uintptr_t)fi->fh);
     return 0;
 }
 

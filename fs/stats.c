@@ -30,6 +30,12 @@ char *stats_json(const struct stats_sources *src)
     add_u64(o, "frames_served", rs.frames_served);
     add_u64(o, "bytes_served", src->bytes_served);
     add_u64(o, "files_opened", src->files_opened);
+    /* Decodes per delivered frame: 1 at best; GOPs decoded twice show as more. */
+    uint64_t decoded = ps.frames_cpu + ps.frames_gpu;
+    json_object_object_add(o, "decodes_per_frame_served",
+                           json_object_new_double(rs.frames_served ? (double)decoded /
+                                                                         (double)rs.frames_served
+                                                                   : 0));
     json_object_object_add(o, "frame_cache", x = json_object_new_object());
     add_u64(x, "hits", fc.hits);
     add_u64(x, "misses", fc.misses);
@@ -45,6 +51,9 @@ char *stats_json(const struct stats_sources *src)
     add_u64(x, "seeks", ps.seeks);
     add_u64(x, "busy", (uint64_t)ps.busy);
     add_u64(x, "idle", (uint64_t)ps.idle);
+    add_u64(x, "bound", (uint64_t)ps.size);
+    add_u64(x, "waiting", (uint64_t)ps.waiting);
+    add_u64(x, "waits", ps.waits);
     json_object_object_add(o, "frames_decoded", x = json_object_new_object());
     add_u64(x, "cpu", ps.frames_cpu);
     add_u64(x, "nvdec", ps.frames_gpu);

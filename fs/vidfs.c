@@ -4,6 +4,7 @@
 #include "decode.h"
 #include "log.h"
 #include "media_table.h"
+#include "source.h"
 #include "pool.h"
 #include "reader.h"
 #include "segment.h"
@@ -20,28 +21,21 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The `gpus` setting: "all", or CUDA ordinals separated by commas. */
-static int parse_gpus(const char *s, struct pool_opts *po)
+/* The gpus setting as the pool's list; none for "all", which vidfs_start counts: CUDA must
+ * not start before the daemon forks. */
+static void gpus_from_config(const struct config_list *l, struct pool_opts *po)
 {
-    po->ngpus = 0;
-    if (!strcmp(s, "all"))
-        return 0; /* counted in vidfs_init: CUDA must not start before the daemon forks */
-    for (const char *p = s; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 255 || (*end && *end != ',') ||
-            po->ngpus == DECODE_MAX_GPUS) {
-            log_error("gpus '%s': expected all, or GPU numbers separated by commas", s);
-            return -EINVAL;
-        }
-        po->gpus[po->ngpus++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    if (!po->ngpus) {
-        log_error("gpus '%s': no GPU named", s);
-        return -EINVAL;
-    }
-    return 0;
+    po->ngpus = l->n < DECODE_MAX_GPUS ? l->n : DECODE_MAX_GPUS;
+    memcpy(po->gpus, l->v, sizeof(int) * (size_t)po->ngpus);
+}
+
+/* The backend setting's name, as decode_backends_allowed takes it. */
+static const char *backend_name(enum config_backend b)
+{
+#define BACKEND_NAME(c, name) [CONFIG_##c] = name,
+    static const char *const names[] = {CONFIG_BACKENDS(BACKEND_NAME)};
+#undef BACKEND_NAME
+    return names[b];
 }
 
 #if VIDFS_HAVE_NVDEC
@@ -51,8 +45,9 @@ static void init_gpus(struct vidfs *fs)
 {
     int count = cuda_device_count(), n = 0;
     struct pool_opts po;
-    if (count <= 0 || parse_gpus(fs->cfg.gpus, &po) < 0)
+    if (count <= 0)
         return;
+    gpus_from_config(&fs->cfg.gpus, &po);
     if (!po.ngpus) /* "all" */
         for (int i = 0; i < count && i < DECODE_MAX_GPUS; i++)
             po.gpus[n++] = i;
@@ -64,7 +59,7 @@ static void init_gpus(struct vidfs *fs)
     }
     if (!n)
         po.gpus[n++] = 0;
-    pool_spread(fs->pool, po.gpus, n);
+    pool_spread(fs->pool, po.gpus, n, cuda_nvdec_engines(po.gpus[0]));
     log_info("NVDEC decoders spread over %d GPU%s", n, n > 1 ? "s" : "");
 }
 #endif
@@ -87,7 +82,8 @@ static int choose_backends(const char *setting, const struct decode_backend **ou
     return ret;
 }
 
-int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
+int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
+              struct vidfs **out)
 {
     struct vidfs *fs = calloc(1, sizeof(*fs));
     if (!fs)
@@ -102,36 +98,37 @@ int vidfs_new(const char *source, struct config *cfg, struct vidfs **out)
         goto fail;
     }
     fs->source = realpath(source, NULL);
-    if (!fs->source)
+    fs->mountpoint = mountpoint ? realpath(mountpoint, NULL) : NULL;
+    if (!fs->source || (mountpoint && !fs->mountpoint) ||
+        (ret = source_new(fs->src_fd, fs->source, (int)fs->cfg.follow_symlinks_out,
+                          &fs->src)) < 0)
         goto fail;
-    const char *lf = fs->cfg.frame_format;
-    fs->list_format = format_from_ext(lf, (int)strlen(lf));
-    if (fs->list_format == FORMAT_COUNT) {
-        log_error("frame_format '%s' is not a frame format", lf);
-        ret = -EINVAL;
-        goto fail;
-    }
+    static const enum format formats[] = {
+        [CONFIG_FRAME_NV12] = FORMAT_NV12, [CONFIG_FRAME_YUV420P] = FORMAT_YUV420P,
+        [CONFIG_FRAME_GRAY] = FORMAT_GRAY, [CONFIG_FRAME_RGB] = FORMAT_RGB,
+        [CONFIG_FRAME_RGBP] = FORMAT_RGBP, [CONFIG_FRAME_P010] = FORMAT_P010,
+        [CONFIG_FRAME_PNG] = FORMAT_PNG,   [CONFIG_FRAME_JPG] = FORMAT_JPG,
+    };
+    fs->list_format = formats[fs->cfg.frame_format];
     struct pool_opts po = {
-        .size = (int)fs->cfg.pool_size,
+        .size = (int)fs->cfg.pool_size, /* 0 (auto): the pool asks the machine */
         .decode = {.threads = (int)fs->cfg.threads,
                    .max_width = (int)fs->cfg.max_width,
                    .max_height = (int)fs->cfg.max_height},
     };
-    if ((ret = choose_backends(fs->cfg.backend, po.backends)) < 0)
+    if ((ret = choose_backends(backend_name(fs->cfg.backend), po.backends)) < 0)
         goto fail;
-    if ((ret = parse_gpus(fs->cfg.gpus, &po)) < 0)
-        goto fail;
+    gpus_from_config(&fs->cfg.gpus, &po);
     po.decode.gpu = po.ngpus ? po.gpus[0] : 0;
     /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
      * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
-    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead,
-                             .workers = (int)fs->cfg.pool_size};
+    struct reader_opts ro = {.readahead = (int)fs->cfg.readahead, .workers = 0};
     if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
         (ret = pool_new(&po, &fs->pool)) < 0 ||
         (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
         (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
         (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0 ||
-        (ret = media_table_new(fs->source, fs->store, &fs->media)) < 0 ||
+        (ret = media_table_new(fs->source, fs->src, fs->store, &fs->media)) < 0 ||
         (ret = size_table_new(&fs->sizes)) < 0)
         goto fail;
     *out = fs;
@@ -155,7 +152,9 @@ void vidfs_free(struct vidfs **fsp)
     store_free(&fs->store);
     if (fs->src_fd >= 0)
         close(fs->src_fd);
+    source_free(&fs->src);
     free(fs->source);
+    free(fs->mountpoint);
     config_free(&fs->cfg);
     free(fs);
     *fsp = NULL;
@@ -163,15 +162,16 @@ void vidfs_free(struct vidfs **fsp)
 
 void vidfs_start(struct vidfs *fs)
 {
+    /* Mounted by now: its device is known, and source lookups keep off it. */
+    if (fs->mountpoint)
+        source_avoid_mount(fs->src, fs->mountpoint);
 #if VIDFS_HAVE_NVDEC
     const struct decode_backend *be[DECODE_MAX_BACKENDS + 1];
-    decode_backends_allowed(fs->cfg.backend, be);
+    decode_backends_allowed(backend_name(fs->cfg.backend), be);
     for (int i = 0; be[i]; i++)
         if (be[i]->gpu) {
             init_gpus(fs);
             break;
         }
-#else
-    (void)fs;
 #endif
 }

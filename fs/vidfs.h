@@ -12,6 +12,8 @@ struct vidfs {
     struct config cfg;
     int src_fd;
     char *source;
+    char *mountpoint;
+    struct source *src;
     enum format list_format;
     struct store *store;
     struct pool *pool;
@@ -24,8 +26,10 @@ struct vidfs {
 };
 
 /* Builds the stores, caches and pool from cfg (taken over: freed by vidfs_free) for the
- * source directory. */
-int vidfs_new(const char *source, struct config *cfg, struct vidfs **out);
+ * source directory, to be mounted at mountpoint (NULL: unknown), which source lookups
+ * never enter. */
+int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
+              struct vidfs **out);
 void vidfs_free(struct vidfs **fs);
 
 /* What must wait until the daemon has forked (CUDA does not survive a fork): called from

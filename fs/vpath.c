@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,7 +12,8 @@
 /* Bounds that keep every product of them within 64 bits. */
 #define MAX_FRAME 1000000000
 #define MAX_VIEW 16384
-#define MAX_SECONDS 1e9
+#define MAX_SECONDS 1000000000
+#define MAX_SIGNIFICANT 999999999999999 /* DBL_DIG (15) digits */
 
 static const char *const containers[] = {"mp4", "mkv", "mov", "ts", "m4v", NULL};
 
@@ -30,12 +32,13 @@ int vpath_ext_match(const char *exts, const char *ext, size_t len)
     return 0;
 }
 
-/* Parses a canonical decimal integer in [s, e) within [0, max]. */
-static int parse_uint(const char *s, const char *e, long max, int *out)
+/* Parses a canonical decimal integer in [s, e) within [0, max]. Ten digits at most, so
+ * the 64-bit sum cannot wrap; the bound is checked before narrowing to int. */
+static int parse_uint(const char *s, const char *e, int max, int *out)
 {
     if (s >= e || e - s > 10 || (*s == '0' && e - s > 1))
         return -ENOENT;
-    long v = 0;
+    int64_t v = 0;
     for (const char *p = s; p < e; p++) {
         if (*p < '0' || *p > '9')
             return -ENOENT;
@@ -47,25 +50,28 @@ static int parse_uint(const char *s, const char *e, long max, int *out)
     return 0;
 }
 
-/* Seconds: digits, optionally '.' and digits ("10", "10.5", "0.25"). */
+/* Seconds: digits, optionally '.' and digits not ending in 0 ("10", "10.5", "0.25"), at
+ * most DBL_DIG significant digits, so that no two names are one double. The value is the
+ * double nearest the decimal (as strtod's): an exact integer over an exact power of ten. */
 static int parse_seconds(const char *s, const char *e, double *out)
 {
     const char *dot = memchr(s, '.', (size_t)(e - s));
     int ip;
-    if (parse_uint(s, dot ? dot : e, LONG_MAX, &ip) < 0)
+    if (parse_uint(s, dot ? dot : e, MAX_SECONDS, &ip) < 0)
         return -ENOENT;
-    double v = ip;
+    int64_t digits = ip;
+    double scale = 1;
     if (dot) {
-        if (dot + 1 >= e || e - dot > 10)
+        if (dot + 1 >= e || e - dot > 10 || e[-1] == '0')
             return -ENOENT;
-        double scale = 0.1;
-        for (const char *p = dot + 1; p < e; p++, scale /= 10) {
+        for (const char *p = dot + 1; p < e; p++, scale *= 10) {
             if (*p < '0' || *p > '9')
                 return -ENOENT;
-            v += (*p - '0') * scale;
+            digits = digits * 10 + (*p - '0');
         }
     }
-    if (v > MAX_SECONDS)
+    double v = (double)digits / scale;
+    if (digits > MAX_SIGNIFICANT || v > MAX_SECONDS)
         return -ENOENT;
     *out = v;
     return 0;
@@ -96,7 +102,8 @@ static int parse_frame_name(const char *s, struct vpath *vp)
         parse_uint(dash + 1, tilde ? tilde : dot, MAX_FRAME, &vp->last) < 0 ||
         (tilde && parse_uint(tilde + 1, dot, MAX_FRAME, &vp->step) < 0))
         return -ENOENT;
-    return vp->first < vp->last && vp->step >= 1 ? 0 : -ENOENT;
+    /* "~1" would be a second name of the batch without it. */
+    return vp->first < vp->last && (!tilde || vp->step >= 2) ? 0 : -ENOENT;
 }
 
 /* "S-E.EXT" or "S-E.copy.EXT". */

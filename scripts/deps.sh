@@ -11,8 +11,10 @@ PACKAGES=(
     libfuse3-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
     libinih-dev libjson-c-dev libffmpeg-nvenc-dev
     # run and test
-    fuse3 ffmpeg jq coreutils
+    fuse3 ffmpeg jq coreutils man-db groff-base
     python3 python3-pytest python3-numpy python3-av
+    # the python package's DataLoader tests and examples/; benchmark plots
+    python3-torch python3-matplotlib
 )
 
 missing=()

@@ -4,14 +4,26 @@
 #
 #   scripts/run.sh [SOURCE_DIR] [MOUNTPOINT]
 #
-# Without SOURCE_DIR, sample videos are generated into ./samples (the test
-# corpus: scripts/gen-samples.sh); MOUNTPOINT defaults to ./mnt.
+# Paths are taken relative to where run.sh is called from. Without SOURCE_DIR,
+# sample videos (the test corpus: scripts/gen-samples.sh) are generated into
+# build/samples of the repository; MOUNTPOINT defaults to ./mnt. Nothing else is
+# left behind in the repository but build/.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+CALLER=$PWD
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-SRC=${1:-samples}
-MNT=${2:-mnt}
+# absolute path of $1, taken relative to the caller's directory
+from_caller() {
+    case "$1" in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s\n' "$CALLER/$1" ;;
+    esac
+}
 
+if [ $# -ge 1 ]; then SRC=$(from_caller "$1"); else SRC=$ROOT/build/samples; fi
+MNT=$(from_caller "${2:-mnt}")
+
+cd "$ROOT"
 bash scripts/deps.sh
 bash scripts/build.sh build
 
@@ -31,11 +43,9 @@ if mountpoint -q "$MNT" 2>/dev/null || ! ls "$MNT" >/dev/null 2>&1; then
 fi
 mkdir -p "$MNT"
 
-# no -f: vidfs daemonizes once the mount is up
+# no -f: vidfs daemonizes once the mount is up and logs to syslog (journalctl -t vidfs)
 build/vidfs "$SRC" "$MNT"
 
-SRC_ABS=$(cd "$SRC" && pwd)
-MNT_ABS=$(cd "$MNT" && pwd)
 # the first video whose meta.json has no "error" (samples include broken ones on purpose)
 first=
 for d in "$MNT"/*/meta.json; do
@@ -46,7 +56,7 @@ done
 first=${first:-h264_bframes.mp4}
 cat <<MSG
 
-vidfs: $SRC_ABS is mounted at $MNT_ABS (read-only). Try:
+vidfs: $SRC is mounted at $MNT (read-only). Try:
 
   ls $MNT
   cat '$MNT/$first/meta.json' | jq .

@@ -306,10 +306,14 @@ def clip(name):
 
 
 def generate(outdir, work=None, verbose=True):
-    """Make every missing file of the corpus in outdir; return outdir."""
+    """Make every missing file of the corpus in outdir; return outdir. Intermediate files
+    go to work, else to a temporary directory removed afterwards (nothing left beside
+    outdir)."""
     outdir = os.path.abspath(outdir)
-    work = work or os.path.join(os.path.dirname(outdir), "work")
     os.makedirs(outdir, exist_ok=True)
+    if work is None:
+        with tempfile.TemporaryDirectory(prefix="vidfs-videos-") as tmp:
+            return generate(outdir, tmp, verbose)
     os.makedirs(work, exist_ok=True)
     for c in CLIPS:
         out = os.path.join(outdir, c.name)

@@ -11,23 +11,34 @@ static const struct converter *const converters[] = {
     &convert_cpu,
 };
 
-void convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int *h)
+/* other * want / side, rounded to the nearest even number, at least 2 (as ffmpeg's
+ * scale=W:-2 does); 64-bit, so that nothing overflows before the bounds are checked. */
+static int64_t keep_aspect(int64_t other, int64_t want, int64_t side)
 {
+    int64_t v = (other * want + side) / (2 * side) * 2;
+    return v < 2 ? 2 : v;
+}
+
+int convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int *h)
+{
+    if (src_w <= 0 || src_h <= 0 || want_w < 0 || want_h < 0)
+        return -ENOENT;
     if (!want_w && !want_h) {
         *w = src_w, *h = src_h;
-    } else if (want_w && want_h) {
-        *w = want_w, *h = want_h;
-    } else if (want_w) {
-        *w = want_w;
-        *h = (int)(((int64_t)src_h * want_w + src_w) / (2 * (int64_t)src_w)) * 2;
-    } else {
-        *h = want_h;
-        *w = (int)(((int64_t)src_w * want_h + src_h) / (2 * (int64_t)src_h)) * 2;
+        return 0;
     }
-    if (*w < 2)
-        *w = 2;
-    if (*h < 2)
-        *h = 2;
+    int64_t vw = want_w ? want_w : keep_aspect(src_w, want_h, src_h);
+    int64_t vh = want_h ? want_h : keep_aspect(src_h, want_w, src_w);
+    if (vw > CONVERT_VIEW_MAX_SIDE || vh > CONVERT_VIEW_MAX_SIDE ||
+        vw > CONVERT_VIEW_MAX_UPSCALE * (int64_t)src_w ||
+        vh > CONVERT_VIEW_MAX_UPSCALE * (int64_t)src_h || vw * vh > CONVERT_VIEW_MAX_PIXELS)
+        return -ENOENT;
+    /* Stretch: (vw / src_w) / (vh / src_h), both ways. */
+    if (vw * src_h > CONVERT_VIEW_MAX_STRETCH * vh * src_w ||
+        vh * src_w > CONVERT_VIEW_MAX_STRETCH * vw * src_h)
+        return -ENOENT;
+    *w = (int)vw, *h = (int)vh;
+    return 0;
 }
 
 /* The first converter that accepts src, or NULL. */

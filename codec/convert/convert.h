@@ -40,9 +40,20 @@ int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *ds
  * new reference to src itself when it is in host memory already. */
 int convert_to_host(const AVFrame *src, AVFrame **out);
 
-/* Output size of a view: want_w/want_h of 0 keep the aspect ratio (rounded to even);
- * both 0 means unscaled. Uses the sample aspect ratio of nothing: pixels, as ffmpeg's
- * scale filter does. */
-void convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int *h);
+/* Bounds of a view (README, formats), so that no name makes a handle allocate
+ * gigabytes or asks swscale for a size it cannot make (stretched far, such as 320x240
+ * to 2x16384, or a few pixels to thousands): each side at most CONVERT_VIEW_MAX_SIDE and
+ * at most CONVERT_VIEW_MAX_UPSCALE times the source's, at most CONVERT_VIEW_MAX_PIXELS
+ * in all (8K UHD fits), the aspect ratio changed at most CONVERT_VIEW_MAX_STRETCH times. */
+#define CONVERT_VIEW_MAX_SIDE 16384
+#define CONVERT_VIEW_MAX_UPSCALE 1024
+#define CONVERT_VIEW_MAX_PIXELS (1 << 25)
+#define CONVERT_VIEW_MAX_STRETCH 16
+
+/* Output size of a view: want_w/want_h of 0 keep the aspect ratio (rounded to even, at
+ * least 2); both 0 means unscaled. Uses the sample aspect ratio of nothing: pixels, as
+ * ffmpeg's scale filter does. 0, or -ENOENT for a view out of bounds (or a source with
+ * no pixels). */
+int convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int *h);
 
 #endif

@@ -9,17 +9,18 @@
 
 #include <errno.h>
 
-int render_frame(struct reader *r, struct media *m, int n, int end, const struct convert_req *req,
-                 uint8_t *dst, size_t size)
+int render_frame(struct reader *r, struct media *m, int n, int end, struct reader_lease *lease,
+                 const struct convert_req *req, uint8_t *dst, size_t size)
 {
     AVFrame *f;
-    int ret = reader_get_until(r, m, n, end, &f);
+    int ret = reader_get_leased(r, m, n, end, lease, &f);
     if (ret < 0)
         return ret;
     ret = convert_frame(f, req, dst, size);
     av_frame_free(&f);
     if (ret < 0) {
-        log_error("%s: frame %d: conversion to %s failed", m->path, n, format_ext(req->format));
+        log_error_once(m->path, "conversion failed", "frame %d to %s", n,
+                       format_ext(req->format));
         return -EIO;
     }
     return 0;

@@ -10,12 +10,14 @@
 
 struct media;
 struct reader;
+struct reader_lease;
 
 /* Writes frame n of m, converted as req says, into dst (size: format_frame_size of req).
- * end: the frame the caller stops before (read-ahead does not go past it). -EIO when the
- * frame cannot be decoded or converted (logged), -ENOENT past the end. */
-int render_frame(struct reader *r, struct media *m, int n, int end, const struct convert_req *req,
-                 uint8_t *dst, size_t size);
+ * end: the frame the caller stops before (read-ahead does not go past it); lease: the
+ * request's hold on a decoder (reader_get_leased), or NULL. -EIO when the frame cannot be
+ * decoded or converted (logged), -ENOENT past the end. */
+int render_frame(struct reader *r, struct media *m, int n, int end, struct reader_lease *lease,
+                 const struct convert_req *req, uint8_t *dst, size_t size);
 
 /* Frame n of m as an encoded image (req->format png or jpg, scaled to req's size; jpg at
  * qscale jpeg_q): *out is malloc'd. */

@@ -128,6 +128,27 @@ int cuda_copy_2d(CUdeviceptr src, size_t src_pitch, void *dst_host, CUdeviceptr 
     return CU(cuda_cu->cuMemcpy2DAsync(&cp, stream));
 }
 
+int cuda_nvdec_engines(int gpu)
+{
+    /* From NVIDIA's NVDEC support matrix: data-centre parts carry several engines. */
+    static const struct {
+        int major, minor, engines;
+    } table[] = {{9, 0, 7}, {8, 0, 5}, {8, 6, 2}, {8, 9, 3}, {7, 0, 4}};
+    CUdevice dev;
+    int major = 0, minor = 0;
+    if (cuda_init() < 0 || gpu < 0 || gpu >= device_count ||
+        cuda_cu->cuDeviceGet(&dev, gpu) != CUDA_SUCCESS ||
+        cuda_cu->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                      dev) != CUDA_SUCCESS ||
+        cuda_cu->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                                      dev) != CUDA_SUCCESS)
+        return 1;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (table[i].major == major && table[i].minor == minor)
+            return table[i].engines;
+    return major >= 9 ? 7 : 1;
+}
+
 int cuda_context(int gpu, CUcontext *out)
 {
     int ret = cuda_init();

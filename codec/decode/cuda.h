@@ -38,6 +38,9 @@ int cuda_device_count(void);
 /* The same, counted in a child process, so that this process starts no CUDA before it
  * forks (CUDA does not survive a fork): for checks made before the daemon starts. */
 int cuda_probe_device_count(void);
+/* NVDEC engines of GPU `gpu`, from its compute capability (the driver does not say):
+ * 7 on Hopper, 5 on A100, fewer elsewhere; 1 when unknown. */
+int cuda_nvdec_engines(int gpu);
 
 /* The primary context of GPU `gpu`, retained once and kept for the process's life (so
  * device buffers that outlive their decoder can always be freed). -ENODEV past the count. */

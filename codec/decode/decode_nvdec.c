@@ -67,6 +67,8 @@ struct nvdec_priv {
      * AV_NOPTS_VALUE once past them. */
     int64_t lead_pts;
     int lead_first;
+    int skip;            /* leave out pictures nothing refers to (seeking far) */
+    int hevc_sub_layers; /* from the last SPS; 0: none seen */
     int error; /* first error a parser callback met, negative errno */
 
     AVBufferPool *pool;
@@ -534,17 +536,52 @@ static int queue_full(const struct nvdec_priv *p)
 }
 
 /* NAL unit type of the first picture slice in Annex B data, -1 if none. */
-static int hevc_first_vcl_type(const uint8_t *d, int size)
+/* Offset of the first NAL header byte after a start code at or after *pos, moving *pos
+ * past it; -1 at the end of the data. */
+static int next_nal(const uint8_t *d, int size, int *pos)
 {
-    for (int i = 0; i + 3 < size; i++) {
+    for (int i = *pos; i + 3 < size; i++) {
         if (d[i] || d[i + 1] || d[i + 2] != 1)
             continue;
-        int type = (d[i + 3] >> 1) & 0x3f;
-        if (type < 32)
-            return type;
-        i += 2;
+        *pos = i + 3;
+        return i + 3;
     }
     return -1;
+}
+
+static int hevc_first_vcl_type(const uint8_t *d, int size)
+{
+    for (int pos = 0, h; (h = next_nal(d, size, &pos)) >= 0;) {
+        int type = (d[h] >> 1) & 0x3f;
+        if (type < 32)
+            return type;
+    }
+    return -1;
+}
+
+/* 1 when no other picture refers to this one (Annex B): H.264 slices with nal_ref_idc 0;
+ * HEVC sub-layer non-reference slices (the even types below 16) in a stream of one
+ * sub-layer (with more, a higher layer may refer to them). The first slice decides: every
+ * slice of a picture has the same reference flag (H.264) and type (HEVC). Notes the HEVC
+ * sub-layer count from the SPS, which a run from a keyframe meets before its pictures. */
+static int picture_is_nonref(struct nvdec_priv *p, const uint8_t *d, int size)
+{
+    for (int pos = 0, h; (h = next_nal(d, size, &pos)) >= 0;) {
+        if (p->codec == cudaVideoCodec_H264) {
+            int type = d[h] & 0x1f;
+            if (type >= 1 && type <= 5)
+                return type != 5 && !(d[h] >> 5);
+        } else if (p->codec == cudaVideoCodec_HEVC && h + 2 < size) {
+            int type = (d[h] >> 1) & 0x3f;
+            if (type == 33) /* SPS: vps id (4 bits), sps_max_sub_layers_minus1 (3 bits) */
+                p->hevc_sub_layers = ((d[h + 2] >> 1) & 7) + 1;
+            if (type < 32)
+                return type < 16 && !(type & 1) && p->hevc_sub_layers == 1;
+        } else {
+            return 0;
+        }
+    }
+    return 0;
 }
 
 /* 1 when a packet (Annex B) is a leading picture of the CRA the parser started from. Such
@@ -573,10 +610,14 @@ static int drop_leading(struct nvdec_priv *p, const uint8_t *data, int size, int
     return 0;
 }
 
-/* One picture's Annex B data to the parser. */
+/* One picture's Annex B data to the parser. Pictures nothing refers to are left out
+ * before the parser while skipping: the parser itself hands a picture on only when the
+ * next begins, so a skip decided there lands on the wrong picture. */
 static int send_picture(struct nvdec_priv *p, const uint8_t *data, int size, int64_t pts)
 {
     if (drop_leading(p, data, size, pts))
+        return 0;
+    if (p->skip && picture_is_nonref(p, data, size))
         return 0;
     return parse(p, data, size, pts, CUVID_PKT_ENDOFPICTURE);
 }
@@ -718,6 +759,11 @@ static int nvdec_probe(void)
     return cuda_probe_device_count() > 0 ? 0 : -ENODEV;
 }
 
+static void nvdec_skip_nonref(void *priv, int skip)
+{
+    ((struct nvdec_priv *)priv)->skip = skip;
+}
+
 const struct decode_backend decode_nvdec = {
     .name = "nvdec",
     .priv_size = sizeof(struct nvdec_priv),
@@ -729,8 +775,6 @@ const struct decode_backend decode_nvdec = {
     .send_packet = nvdec_send_packet,
     .receive_frame = nvdec_receive_frame,
     .flush = nvdec_flush,
-    /* No skip_nonref: the parser hands a picture to the decode callback only once the
-     * next one starts, so a skip decided per packet lands on the wrong picture (tried on
-     * the H100: frames went missing). Seeks on NVDEC decode every picture. */
+    .skip_nonref = nvdec_skip_nonref,
     .close = nvdec_close,
 };

@@ -195,6 +195,9 @@ static int feed(struct decoder *d, int target_packet)
     struct run *run = &impl(d)->run;
     if (!run->pending) {
         int ret = read_packet(d);
+        int64_t cut = d->media->index->cut_pos;
+        if (ret == 0 && cut > 0 && d->pkt->pos == cut)
+            ret = -ENODATA; /* the packet the file ends inside is not decoded */
         if (ret == -ENODATA) {
             d->drained = 1;
             ret = d->backend->send_packet(d->priv, NULL);
@@ -286,14 +289,21 @@ static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *ke
     for (;;) {
         int ret = d->backend->receive_frame(d->priv, f);
         if (ret == -EAGAIN) {
-            if (d->drained)
+            if (d->drained) {
+                log_error_once(d->media->path, "the decoder ran out of packets", "frame %d", n);
                 return -EIO;
-            if ((ret = feed(d, target_packet)) < 0)
+            }
+            if ((ret = feed(d, target_packet)) < 0) {
+                if (ret != -ENOMEM)
+                    log_error_once(d->media->path, "reading or decoding packets failed",
+                                   "frame %d: %s", n, strerror(-ret));
                 return ret == -ENOMEM ? ret : -EIO;
+            }
             continue;
         }
         if (ret == -ENODATA) {
-            log_error("%s: frame %d never came out of the decoder", d->media->path, n);
+            log_error_once(d->media->path, "a frame never came out of the decoder", "frame %d",
+                           n);
             return -EIO;
         }
         if (ret < 0)
@@ -319,7 +329,8 @@ static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *ke
             ret = idx > n ? -EIO : run->tainted ? 1 : valid ? av_frame_ref(out, f) : -EIO;
             av_frame_unref(f);
             if (ret == -EIO)
-                log_error("%s: frame %d was not output (corrupt stream?)", d->media->path, n);
+                log_error_once(d->media->path, "a frame was not output (corrupt stream?)",
+                               "frame %d", n);
             return ret < 0 && ret != -EIO ? -ENOMEM : ret;
         }
         av_frame_unref(f);

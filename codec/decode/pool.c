@@ -7,6 +7,9 @@
  *   3. an idle decoder in this media, which seeks;
  *   4. the least recently used idle decoder, reattached (reconfigured where it fits);
  *   5. otherwise wait for a release.
+ * Requests that wait for 2-5 queue in arrival order: only the oldest may take a slot, so
+ * a request never waits behind later ones (under 64 readers, unordered wake-ups let some
+ * wait a minute). Rule 1 bypasses the queue: nobody else gains as much from that decoder.
  * Opening and attaching run outside the lock: the slot is marked busy first. */
 #include "pool.h"
 #include "decoder.h"
@@ -18,6 +21,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long a parked decoder waits for its request's next read. Far above the gap between
+ * the reads of one file (microseconds), far below what a waiting reader notices. */
+#define PARK_MS 100
 
 struct slot {
     struct decoder *d; /* NULL: free slot */
@@ -26,16 +35,58 @@ struct slot {
     int target;                /* frame the lease is for */
     uint64_t used;     /* LRU tick */
     unsigned long counted; /* frames_decoded already added to the stats */
+    uint64_t gen;          /* leases so far: a claim on a parked decoder names one */
+    int64_t parked_until;  /* ms (monotonic) while parked for its claim, else 0 */
+};
+
+/* A request waiting for a slot by rules 2-5; the queue is in arrival order. */
+struct waiter {
+    struct waiter *next;
 };
 
 struct pool {
     pthread_mutex_t lock;
     pthread_cond_t released;
     struct pool_opts opts;
-    struct slot *slots;
+    int size;  /* slots in use: opts.size, or derived from the machine */
+    int cores;
+    struct slot *slots; /* POOL_MAX_SIZE */
+    struct waiter *queue, **queue_tail;
+    int recent[32]; /* requests active at the last acquires, for cpu_threads */
     uint64_t tick;
     struct pool_stats st;
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 while slot s is parked for a claim (not free to others); *wake is lowered to when
+ * that ends. */
+static int parked(const struct slot *s, int64_t now, int64_t *wake)
+{
+    if (!s->parked_until || s->parked_until <= now)
+        return 0;
+    if (!*wake || s->parked_until < *wake)
+        *wake = s->parked_until;
+    return 1;
+}
+
+static int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > POOL_MAX_SIZE ? POOL_MAX_SIZE : (int)n;
+}
+
+/* The bound: the setting, else cores, or two decoders per NVDEC engine when more. */
+static int pool_bound(const struct pool *p, int engines)
+{
+    int n = p->opts.size > 0 ? p->opts.size : FFMAX(p->cores, 2 * engines);
+    return FFMIN(FFMAX(n, 1), POOL_MAX_SIZE);
+}
 
 int pool_new(const struct pool_opts *opts, struct pool **out)
 {
@@ -43,24 +94,29 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
     if (!p)
         return -ENOMEM;
     p->opts = *opts;
-    if (p->opts.size < 1)
-        p->opts.size = 1;
     if (p->opts.ngpus < 1 || p->opts.ngpus > DECODE_MAX_GPUS) {
         p->opts.gpus[0] = p->opts.decode.gpu;
         p->opts.ngpus = 1;
     }
-    p->slots = calloc((size_t)p->opts.size, sizeof(*p->slots));
+    p->cores = online_cores();
+    p->size = pool_bound(p, 0);
+    p->queue_tail = &p->queue;
+    p->slots = calloc(POOL_MAX_SIZE, sizeof(*p->slots));
     if (!p->slots) {
         free(p);
         return -ENOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->released, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* for the end of a park */
+    pthread_cond_init(&p->released, &ca);
+    pthread_condattr_destroy(&ca);
     *out = p;
     return 0;
 }
 
-void pool_spread(struct pool *p, const int *gpus, int n)
+void pool_spread(struct pool *p, const int *gpus, int n, int engines)
 {
     if (n < 1 || n > DECODE_MAX_GPUS)
         return;
@@ -68,6 +124,7 @@ void pool_spread(struct pool *p, const int *gpus, int n)
     memcpy(p->opts.gpus, gpus, (size_t)n * sizeof(*gpus));
     p->opts.ngpus = n;
     p->opts.decode.gpu = gpus[0];
+    p->size = pool_bound(p, n * engines);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -76,7 +133,7 @@ void pool_free(struct pool **pp)
     struct pool *p = *pp;
     if (!p)
         return;
-    for (int i = 0; i < p->opts.size; i++)
+    for (int i = 0; i < POOL_MAX_SIZE; i++)
         decoder_free(&p->slots[i].d);
     pthread_cond_destroy(&p->released);
     pthread_mutex_destroy(&p->lock);
@@ -98,17 +155,25 @@ const struct decode_backend *pool_backend(struct pool *p, const struct media *m,
     return NULL;
 }
 
-/* Chooses a slot following the order at the top of the file; -1 to wait. */
-static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be)
+/* Chooses a slot following the order at the top of the file; -1 to wait (until *wake, in
+ * ms, when a parked decoder comes free then; 0: a release). *cont is set when the slot
+ * continues (rule 1) or the wait is for a busy decoder (1b): no queueing then. */
+static int choose(struct pool *p, const struct media *m, int n, const struct decode_backend *be,
+                  int *cont, int64_t *wake)
 {
     int best = -1, best_dist = INT_MAX, empty = -1, lru = -1, behind = 0;
-    for (int i = 0; i < p->opts.size; i++) {
+    int64_t now = now_ms();
+    *cont = 1;
+    *wake = 0;
+    for (int i = 0; i < p->size; i++) {
         struct slot *s = &p->slots[i];
         /* Busy first: a slot whose decoder is being created has no decoder yet. */
         if (s->busy) {
             behind |= s->media == m && decoder_reaches(m, s->target, n);
             continue;
         }
+        if (parked(s, now, wake))
+            continue;
         if (!s->d) {
             empty = empty < 0 ? i : empty;
             continue;
@@ -125,6 +190,7 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
         return best;
     if (behind)
         return -1;
+    *cont = 0;
     if (empty >= 0)
         return empty;
     return best >= 0 ? best : lru;
@@ -161,20 +227,77 @@ static int prepare(struct pool *p, struct slot *s, const struct decode_backend *
     return decoder_new(be, &o, &s->d);
 }
 
+/* Codec threads for a CPU decoder opened now: the setting, else the cores shared among
+ * the requests decoding or waiting lately (one reader: all cores; 16 on 16 cores: one
+ * each). The peak of the last acquires, not the count now: readers between two requests
+ * are still readers, and frame threads decode ahead, which a random reader throws away.
+ * Under the lock. */
+static int cpu_threads(struct pool *p)
+{
+    int active = 0, peak = 0;
+    for (int i = 0; i < p->size; i++)
+        active += p->slots[i].busy;
+    for (const struct waiter *w = p->queue; w; w = w->next)
+        active++;
+    int n = (int)(sizeof(p->recent) / sizeof(p->recent[0]));
+    p->recent[p->tick % (uint64_t)n] = active;
+    for (int i = 0; i < n; i++)
+        peak = FFMAX(peak, p->recent[i]);
+    if (p->opts.decode.threads > 0)
+        return p->opts.decode.threads;
+    return FFMAX(1, p->cores / FFMAX(peak, 1));
+}
+
+/* Waits for a slot by the rules above, in arrival order. Under the lock. */
+static int wait_slot(struct pool *p, const struct media *m, int n,
+                     const struct decode_backend *be)
+{
+    struct waiter w = {0};
+    int queued = 0, cont, i;
+    int64_t wake;
+    for (;;) {
+        i = choose(p, m, n, be, &cont, &wake);
+        if (i >= 0 && (cont || (queued ? p->queue == &w : !p->queue)))
+            break;
+        if (!queued && !cont) {
+            *p->queue_tail = &w;
+            p->queue_tail = &w.next;
+            queued = 1;
+            p->st.waits++;
+        }
+        if (wake) {
+            struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
+            pthread_cond_timedwait(&p->released, &p->lock, &ts);
+        } else {
+            pthread_cond_wait(&p->released, &p->lock);
+        }
+    }
+    if (queued) {
+        struct waiter **pp = &p->queue;
+        while (*pp != &w)
+            pp = &(*pp)->next;
+        *pp = w.next;
+        if (!w.next)
+            p->queue_tail = pp;
+        pthread_cond_broadcast(&p->released); /* the next in line may go now */
+    }
+    return i;
+}
+
 int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_backend *be,
                  struct decoder **out)
 {
     if (m->error)
         return -EIO;
     pthread_mutex_lock(&p->lock);
-    int i;
-    while ((i = choose(p, m, n, be)) < 0)
-        pthread_cond_wait(&p->released, &p->lock);
+    int i = wait_slot(p, m, n, be);
     struct slot *s = &p->slots[i];
     s->busy = 1;
     s->media = m;
     s->target = n;
     s->used = ++p->tick;
+    s->gen++; /* a claim on it while it was parked is void now */
+    s->parked_until = 0;
     int same = s->d && s->d->media == m && s->d->backend == be;
     if (same && decoder_can_continue(s->d, n))
         p->st.continued++;
@@ -184,9 +307,12 @@ int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_bac
         p->st.reused++;
     else
         p->st.created++;
+    int threads = cpu_threads(p);
     pthread_mutex_unlock(&p->lock);
 
     int ret = prepare(p, s, be);
+    if (ret == 0 && s->d->media != m)
+        s->d->opts.threads = threads; /* opened anew for another file (the CPU backend is) */
     if (ret == 0)
         ret = decoder_attach(s->d, m);
     if (ret < 0) {
@@ -205,7 +331,7 @@ int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_bac
 void pool_release(struct pool *p, struct decoder *d)
 {
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < p->opts.size; i++) {
+    for (int i = 0; i < p->size; i++) {
         struct slot *s = &p->slots[i];
         if (s->d != d)
             continue;
@@ -217,6 +343,74 @@ void pool_release(struct pool *p, struct decoder *d)
     }
     pthread_cond_broadcast(&p->released); /* waiters behind it and waiters for a slot */
     pthread_mutex_unlock(&p->lock);
+}
+
+static struct slot *slot_of(struct pool *p, const struct decoder *d)
+{
+    for (int i = 0; i < p->size; i++)
+        if (p->slots[i].d == d)
+            return &p->slots[i];
+    return NULL;
+}
+
+void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c)
+{
+    pthread_mutex_lock(&p->lock);
+    struct slot *s = slot_of(p, d);
+    c->slot = -1;
+    if (s) {
+        count_frames(p, s);
+        s->busy = 0;
+        s->used = ++p->tick;
+        s->parked_until = now_ms() + PARK_MS;
+        c->slot = (int)(s - p->slots);
+        c->gen = s->gen;
+    }
+    pthread_cond_broadcast(&p->released); /* waiters learn when it comes free */
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The claimed slot while its claim holds, else NULL; the claim is used up. Under the lock. */
+static struct slot *claimed(struct pool *p, struct pool_claim *c)
+{
+    struct slot *s = c->slot >= 0 ? &p->slots[c->slot] : NULL;
+    c->slot = -1;
+    return s && s->gen == c->gen && s->parked_until && !s->busy && s->d ? s : NULL;
+}
+
+int pool_unpark(struct pool *p, struct pool_claim *c, struct decoder **out)
+{
+    pthread_mutex_lock(&p->lock);
+    struct slot *s = claimed(p, c);
+    if (s) {
+        s->busy = 1;
+        s->parked_until = 0;
+        s->used = ++p->tick;
+        p->st.unparked++;
+        *out = s->d;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return s ? 0 : -EAGAIN;
+}
+
+void pool_unclaim(struct pool *p, struct pool_claim *c)
+{
+    pthread_mutex_lock(&p->lock);
+    struct slot *s = claimed(p, c);
+    if (s) {
+        s->parked_until = 0;
+        s->media = NULL;
+        pthread_cond_broadcast(&p->released);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+int pool_size(struct pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int n = p->size;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 void pool_count_fallback(struct pool *p)
@@ -232,12 +426,18 @@ void pool_stats(struct pool *p, struct pool_stats *st)
     *st = p->st;
     memcpy(st->gpus, p->opts.gpus, sizeof(st->gpus));
     st->ngpus = p->opts.ngpus;
-    st->busy = st->idle = 0;
-    for (int i = 0; i < p->opts.size; i++) {
+    st->busy = st->idle = st->waiting = st->parked = 0;
+    st->size = p->size;
+    int64_t now = now_ms(), wake = 0;
+    for (const struct waiter *w = p->queue; w; w = w->next)
+        st->waiting++;
+    for (int i = 0; i < p->size; i++) {
         if (!p->slots[i].d)
             continue;
         if (p->slots[i].busy)
             st->busy++;
+        else if (parked(&p->slots[i], now, &wake))
+            st->parked++;
         else
             st->idle++;
     }

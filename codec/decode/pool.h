@@ -1,7 +1,9 @@
-/* Decoder pool: decoders are leased for one request and returned with their position, so
- * the next request for the following frame continues without seeking. Idle decoders are
- * reused for other files with fitting parameters (reconfigured, as PyNvVideoCodec's
- * decoder cache does) and evicted LRU. Bounded; acquire waits while all are busy. */
+/* Decoder pool: decoders are leased for one whole request (a frame file, a batch, a
+ * segment) and returned with their position, so the next request for the following frame
+ * continues without seeking. Idle decoders are reused for other files with fitting
+ * parameters (reconfigured, as PyNvVideoCodec's decoder cache does) and evicted LRU.
+ * Bounded by what keeps the machine busy (cores, or NVDEC engines); requests that find no
+ * decoder wait in the order they came. */
 #ifndef VIDFS_POOL_H
 #define VIDFS_POOL_H
 
@@ -12,8 +14,13 @@
 struct media;
 struct decoder;
 
+#define POOL_MAX_SIZE 256
+
 struct pool_opts {
-    int size;                 /* decoders at most (busy + idle) */
+    /* Decoders at most (busy + idle). 0: from the machine: one per core for CPU
+     * decoding; with GPUs, two per NVDEC engine (one decodes while the other's frame is
+     * converted and copied out), and never fewer than the cores. */
+    int size;
     struct decode_opts decode;
     /* The backends allowed, in order of preference, NULL-terminated (decode_backends_allowed):
      * the pool knows backends only through this list, so a test may give its own. */
@@ -27,11 +34,12 @@ struct pool_opts {
 struct pool;
 
 int pool_new(const struct pool_opts *opts, struct pool **out);
+
 void pool_free(struct pool **p);
 
-/* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus). Call before
- * the first pool_acquire. */
-void pool_spread(struct pool *p, const int *gpus, int n);
+/* Spreads GPU decoders made from now on over gpus[0..n-1] (as opts.gpus), each with
+ * `engines` NVDEC engines (sizes an automatic pool). Call before the first pool_acquire. */
+void pool_spread(struct pool *p, const int *gpus, int n, int engines);
 
 /* The backend for m: the first allowed backend after `after` (NULL: from the first) that
  * supports m's stream; NULL when none is left. */
@@ -39,12 +47,32 @@ const struct decode_backend *pool_backend(struct pool *p, const struct media *m,
                                           const struct decode_backend *after);
 
 /* Leases a decoder of backend be (from pool_backend) attached to m, the best placed for
- * frame n: one already in m just before n, else an idle one reattached, else a new one
- * (evicting the LRU idle one). Blocks while every decoder is busy. */
+ * frame n: one already in m just before n, else a new one while under the bound, else an
+ * idle one reattached (the LRU). Blocks while every decoder is busy; waiting requests are
+ * served in the order they came, except that one that an idle decoder reaches by
+ * continuing takes it at once. */
 int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_backend *be,
                  struct decoder **out);
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
+
+/* A request's claim on the decoder it parked between two of its reads. */
+struct pool_claim {
+    int slot; /* -1: none */
+    uint64_t gen;
+};
+
+/* Returns a leased decoder but keeps it for the same request's next read for a short
+ * while (PARK_MS in pool.c): no other request takes it in that time. c names it. */
+void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c);
+/* The parked decoder back, leased again: 0 with *out; -EAGAIN when it was given to
+ * another request meanwhile (acquire anew then). Uses up the claim. */
+int pool_unpark(struct pool *p, struct pool_claim *c, struct decoder **out);
+/* Gives a claim up: the decoder is free to any request at once. */
+void pool_unclaim(struct pool *p, struct pool_claim *c);
+
+/* The bound on decoders now (the setting or what the machine was found to take). */
+int pool_size(struct pool *p);
 
 /* Counts a frame that a GPU decoder failed to give and the next backend was asked for. */
 void pool_count_fallback(struct pool *p);
@@ -53,7 +81,9 @@ struct pool_stats {
     uint64_t created, reused, continued, seeks, frames_cpu, frames_gpu, gpu_fallbacks;
     uint64_t frames_by_gpu[DECODE_MAX_GPUS]; /* frames_gpu, per GPU gpus[i] */
     int gpus[DECODE_MAX_GPUS], ngpus;
-    int busy, idle;
+    uint64_t waits;    /* acquires that had to wait */
+    uint64_t unparked; /* parked decoders taken back by their request */
+    int busy, idle, waiting, size, parked;
 };
 void pool_stats(struct pool *p, struct pool_stats *st);
 

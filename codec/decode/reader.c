@@ -45,26 +45,37 @@ struct reader {
     struct reader_stats st;
 };
 
-/* Decodes frame n through a leased decoder; frames on the way go to the cache. A frame a
- * GPU decoder fails to give is asked of the next backend allowed (the CPU under
- * backend=auto): the bytes are the same by the codec's specification, so a reader gets the
- * frame instead of EIO. */
-static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
+/* Decodes frame n through the lease's decoder (taken from the pool on first use), or one
+ * leased for this frame alone; frames on the way go to the cache. A frame a GPU decoder
+ * fails to give is asked of the next backend allowed (the CPU under backend=auto): the
+ * bytes are the same by the codec's specification, so a reader gets the frame instead of
+ * EIO. */
+static int decode(struct reader *r, struct media *m, int n, AVFrame *out,
+                  struct reader_lease *l)
 {
-    const struct decode_backend *be = pool_backend(r->pool, m, NULL), *next;
+    struct decoder *d = NULL;
+    if (l && pool_unpark(r->pool, &l->claim, &d) == 0 && d->media != m) {
+        pool_release(r->pool, d);
+        d = NULL;
+    }
+    const struct decode_backend *be = d ? d->backend : pool_backend(r->pool, m, NULL), *next;
     if (!be) {
         log_error("%s: no decoder allowed by the backend setting can decode its %s stream",
                   m->path, m->par ? avcodec_get_name(m->par->codec_id) : "video");
         return -EIO;
     }
     for (;; be = next) {
-        struct decoder *d;
-        int ret = pool_acquire(r->pool, m, n, be, &d);
-        if (ret < 0)
+        int ret;
+        if (!d && (ret = pool_acquire(r->pool, m, n, be, &d)) < 0)
             return ret;
         ret = decoder_get(d, n, out, r->cache);
-        pool_release(r->pool, d);
-        if (ret != -EIO || !(next = pool_backend(r->pool, m, be)))
+        next = ret == -EIO ? pool_backend(r->pool, m, be) : NULL;
+        if (l && !next)
+            pool_park(r->pool, d, &l->claim);
+        else
+            pool_release(r->pool, d);
+        d = NULL;
+        if (!next)
             return ret;
         log_warn("%s: frame %d: the %s decoder gave none; decoding it with %s", m->path, n,
                  be->name, next->name);
@@ -72,17 +83,19 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out)
     }
 }
 
+/* The track of media id; else, with create, the least recently used idle track taken over
+ * (one with a job queued or running holds its media, wherever it is); else NULL. */
 static struct track *find_track(struct reader *r, uint64_t id, int create)
 {
-    struct track *lru = &r->tracks[0];
+    struct track *lru = NULL;
     for (int i = 0; i < NTRACK; i++) {
         struct track *t = &r->tracks[i];
         if (t->media == id)
             return t;
-        if (!t->running && t->job_to < t->job_from && t->used < lru->used)
+        if (!t->running && t->job_to < t->job_from && (!lru || t->used < lru->used))
             lru = t;
     }
-    if (!create || lru->running || lru->job_to >= lru->job_from)
+    if (!create || !lru)
         return NULL;
     media_unref(&lru->m);
     *lru = (struct track){.media = id, .last = -2, .horizon = -1, .job_to = -1};
@@ -92,7 +105,7 @@ static struct track *find_track(struct reader *r, uint64_t id, int create)
 static void *worker_main(void *arg)
 {
     struct reader *r = arg;
-    AVFrame *f = av_frame_alloc();
+    AVFrame *f = NULL;
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct track *t = NULL;
@@ -103,12 +116,24 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&r->work, &r->lock);
             continue;
         }
+        /* Without a frame the job is dropped, not left queued for this loop to find again:
+         * read-ahead is optional, the readers waiting on it decode for themselves. */
+        if (!f && !(f = av_frame_alloc())) {
+            log_error("read-ahead: out of memory; frames %d-%d not read ahead", t->job_from,
+                      t->job_to);
+            t->job_from = t->job_to + 1;
+            pthread_cond_broadcast(&r->progress);
+            continue;
+        }
         t->running = 1;
+        /* A job is one request: it keeps its decoder from its first frame to its last
+         * (a per-frame lease lets a waiting reader take it between two frames). */
+        struct reader_lease lease = READER_LEASE_INIT;
         struct media *m = media_ref(t->m);
-        while (t->job_from <= t->job_to && !r->stop && f) {
+        while (t->job_from <= t->job_to && !r->stop) {
             int n = t->job_from;
             pthread_mutex_unlock(&r->lock);
-            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f);
+            int ret = frame_cache_has(r->cache, m->id, n) ? 0 : decode(r, m, n, f, &lease);
             if (ret == 0 && f->buf[0]) {
                 frame_cache_put(r->cache, m->id, n, f);
                 __atomic_add_fetch(&r->st.readahead_frames, 1, __ATOMIC_RELAXED);
@@ -119,6 +144,7 @@ static void *worker_main(void *arg)
             pthread_cond_broadcast(&r->progress);
         }
         t->running = 0;
+        reader_lease_end(r, &lease);
         media_unref(&m);
         pthread_cond_broadcast(&r->progress);
     }
@@ -136,7 +162,7 @@ int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader
     r->pool = pool;
     r->cache = cache;
     r->opts = *opts;
-    r->opts.workers = FFMIN(FFMAX(opts->workers, 1), MAX_WORKERS);
+    r->opts.workers = FFMIN(FFMAX(opts->workers, 0), MAX_WORKERS);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->progress, NULL);
@@ -170,6 +196,9 @@ void reader_free(struct reader **rp)
 static void start_workers(struct reader *r)
 {
     r->started = 1;
+    /* As many files read ahead at once as can be decoded at once. */
+    if (!r->opts.workers)
+        r->opts.workers = FFMIN(pool_size(r->pool), MAX_WORKERS);
     for (int i = 0; r->opts.readahead > 0 && i < r->opts.workers; i++)
         if (pthread_create(&r->workers[i], NULL, worker_main, r) == 0)
             r->nworkers++;
@@ -230,17 +259,26 @@ int reader_get(struct reader *r, struct media *m, int n, AVFrame **out)
 
 int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out)
 {
+    return reader_get_leased(r, m, n, end, NULL, out);
+}
+
+int reader_get_leased(struct reader *r, struct media *m, int n, int end,
+                      struct reader_lease *l, AVFrame **out)
+{
     if (m->error)
         return -EIO;
     if (n < 0 || n >= media_nb_frames(m))
         return -ENOENT;
     __atomic_add_fetch(&r->st.frames_served, 1, __ATOMIC_RELAXED);
     AVFrame *f = frame_cache_get(r->cache, m->id, n);
-    pthread_mutex_lock(&r->lock);
-    int pending = note_access(r, m, n, end);
-    if (!f && pending)
-        f = wait_for(r, m, n);
-    pthread_mutex_unlock(&r->lock);
+    int pending = 0;
+    if (!l) {
+        pthread_mutex_lock(&r->lock);
+        pending = note_access(r, m, n, end);
+        if (!f && pending)
+            f = wait_for(r, m, n);
+        pthread_mutex_unlock(&r->lock);
+    }
     if (f) {
         if (pending)
             __atomic_add_fetch(&r->st.readahead_hits, 1, __ATOMIC_RELAXED);
@@ -250,7 +288,7 @@ int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame 
     f = av_frame_alloc();
     if (!f)
         return -ENOMEM;
-    int ret = decode(r, m, n, f);
+    int ret = decode(r, m, n, f, l);
     if (ret < 0) {
         av_frame_free(&f);
         return ret;
@@ -258,6 +296,11 @@ int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame 
     frame_cache_put(r->cache, m->id, n, f);
     *out = f;
     return 0;
+}
+
+void reader_lease_end(struct reader *r, struct reader_lease *l)
+{
+    pool_unclaim(r->pool, &l->claim);
 }
 
 void reader_stats(struct reader *r, struct reader_stats *st)

@@ -5,6 +5,8 @@
 
 #include <libavutil/frame.h>
 
+#include "pool.h"
+
 struct media;
 struct pool;
 struct frame_cache;
@@ -13,8 +15,18 @@ struct reader;
 
 struct reader_opts {
     int readahead; /* frames decoded ahead of a sequential reader, 0 = off */
-    int workers;   /* read-ahead threads: media read ahead at once (at least 1) */
+    int workers;   /* read-ahead threads: media read ahead at once; 0: the pool's bound */
 };
+
+/* A request's hold on one decoder (a batch, a segment): the frames it decodes come from
+ * that decoder from the first to the last, so no other request takes it half-way and the
+ * request never decodes a GOP twice. Between calls the decoder is parked (pool_park): a
+ * request that stops reading gives it up after a moment, so an open file never holds one.
+ * Initialise with READER_LEASE_INIT; end with reader_lease_end. */
+struct reader_lease {
+    struct pool_claim claim;
+};
+#define READER_LEASE_INIT {{.slot = -1}}
 
 /* The reader borrows pool and cache, which must outlive it. */
 int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader_opts *opts,
@@ -28,6 +40,13 @@ int reader_get(struct reader *r, struct media *m, int n, AVFrame **out);
 /* reader_get for a reader that will stop before frame end (the end of a batch or a
  * segment): read-ahead does not go past it. */
 int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out);
+
+/* reader_get_until through lease l (NULL: a lease for this frame alone). A leased request
+ * decodes in its own order and starts no read-ahead. */
+int reader_get_leased(struct reader *r, struct media *m, int n, int end,
+                      struct reader_lease *l, AVFrame **out);
+/* Gives the lease's decoder back to the pool (keeping its position); l may be unused. */
+void reader_lease_end(struct reader *r, struct reader_lease *l);
 
 struct reader_stats {
     uint64_t frames_served, readahead_frames, readahead_hits;

@@ -10,7 +10,7 @@
 
 #include <libavcodec/avcodec.h>
 
-#define INDEX_MAGIC "VIDFSIX3"
+#define INDEX_MAGIC "VIDFSIX4"
 
 struct sort_item {
     int64_t pts;
@@ -150,13 +150,34 @@ static int finish(struct index *ix, const int64_t *pkt_dur)
     return 0;
 }
 
+/* 1 when the packet at pos, of size bytes, is shorter than the demuxer's own index says
+ * it is: the file was cut short inside it (an mp4 with its index at the front). */
+static int cut_short(AVStream *st, int64_t pos, int size)
+{
+    int n = avformat_index_get_entries_count(st);
+    for (int i = n - 1; i >= 0 && pos >= 0; i--) {
+        const AVIndexEntry *e = avformat_index_get_entry(st, i);
+        if (e->pos == pos)
+            return e->size > size;
+    }
+    return 0;
+}
+
+/* 1 for a rawvideo packet too small for a frame of the stated size in any raw format
+ * (one bit a pixel at least): it decodes to nothing (a header claiming 16000x16000). */
+static int raw_too_small(const AVCodecParameters *par, const AVPacket *pkt)
+{
+    return par->codec_id == AV_CODEC_ID_RAWVIDEO &&
+           (int64_t)pkt->size * 8 < (int64_t)par->width * par->height;
+}
+
 int index_build(AVFormatContext *fmt, int stream, struct index **out)
 {
     struct index *ix = calloc(1, sizeof(*ix));
     AVPacket *pkt = av_packet_alloc();
     int64_t *dur = NULL;
     uint8_t *is_b = NULL;
-    int cap = 0, dcap = 0, bcap = 0, ret;
+    int cap = 0, dcap = 0, bcap = 0, last_size = 0, ret;
     struct typer typer = {0};
     if (!ix || !pkt) {
         ret = -ENOMEM;
@@ -180,15 +201,25 @@ int index_build(AVFormatContext *fmt, int stream, struct index **out)
             .dts = pkt->dts,
             .pos = pkt->pos,
             .key = !!(pkt->flags & AV_PKT_FLAG_KEY),
-            .frame = (pkt->flags & AV_PKT_FLAG_DISCARD) ? -1 : 0,
+            .frame = (pkt->flags & AV_PKT_FLAG_DISCARD) ||
+                             raw_too_small(fmt->streams[stream]->codecpar, pkt)
+                         ? -1
+                         : 0,
         };
         is_b[ix->nb_packets] = (uint8_t)typer_is_b(&typer, pkt);
         dur[ix->nb_packets++] = pkt->duration;
+        last_size = pkt->size;
         av_packet_unref(pkt);
     }
     if (ret != AVERROR_EOF)
         log_warn("index: read error after %d packets (%s); indexing what was read",
                  ix->nb_packets, av_err2str(ret));
+    /* A packet the file ends inside gives no frame in ffmpeg: it is not a frame here. */
+    if (ix->nb_packets &&
+        cut_short(fmt->streams[stream], ix->packets[ix->nb_packets - 1].pos, last_size)) {
+        log_warn("index: the last packet is cut short; left out");
+        ix->cut_pos = ix->packets[--ix->nb_packets].pos;
+    }
     ix->counted = fill_pts(ix->packets, ix->nb_packets, is_b, dur);
     ret = finish(ix, dur);
     if (ret < 0)
@@ -268,6 +299,7 @@ int index_start_packet(const struct index *ix, int n)
 struct blob_header {
     char magic[8];
     int32_t nb_frames, nb_packets, nb_keyframes, tb_num, tb_den, counted;
+    int64_t cut_pos;
 };
 
 int index_serialize(const struct index *ix, uint8_t **buf, size_t *size)
@@ -282,7 +314,8 @@ int index_serialize(const struct index *ix, uint8_t **buf, size_t *size)
                             .nb_keyframes = ix->nb_keyframes,
                             .tb_num = ix->time_base.num,
                             .tb_den = ix->time_base.den,
-                            .counted = ix->counted};
+                            .counted = ix->counted,
+                            .cut_pos = ix->cut_pos};
     memcpy(h.magic, INDEX_MAGIC, 8);
     uint8_t *p = b;
     memcpy(p, &h, sizeof(h));
@@ -333,6 +366,7 @@ int index_deserialize(const uint8_t *buf, size_t size, struct index **out)
     ix->nb_keyframes = h.nb_keyframes;
     ix->time_base = (AVRational){h.tb_num, h.tb_den};
     ix->counted = !!h.counted;
+    ix->cut_pos = h.cut_pos;
     ix->frames = malloc(fsz);
     ix->packets = malloc(psz);
     ix->keyframes = malloc(sizeof(*ix->keyframes) * (size_t)h.nb_frames);

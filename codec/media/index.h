@@ -37,6 +37,9 @@ struct index {
     /* The demuxer gave no pts (AVI): the index made them up from picture types, and the
      * decoder stamps them on packets (packets[].pts) so that frames still carry them. */
     int counted;
+    /* Byte position of the packet the file ends inside (cut short: left out of the index
+     * and never decoded, as it gives no frame in ffmpeg); 0 when none. */
+    int64_t cut_pos;
 };
 
 /* Scans every packet of stream `stream` in fmt (which is left at EOF) and builds the index.

@@ -10,8 +10,11 @@
 #include <errno.h>
 #include <libavutil/pixdesc.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static atomic_uint_fast64_t next_id = 1;
 
@@ -28,12 +31,24 @@ static void discard_others(AVFormatContext *fmt, int stream)
         fmt->streams[i]->discard = (int)i == stream ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
 }
 
-static int open_input(const char *path, AVFormatContext **out, int find_info)
+/* FFmpeg opens the media's own descriptor through /proc: the same regular file, never
+ * what its name points to by now (a FIFO there would block the open for good). The url
+ * is set back to the name for meta.json and log lines. */
+static int open_input(const struct media *m, AVFormatContext **out, int find_info)
 {
     AVFormatContext *fmt = NULL;
-    int ret = avformat_open_input(&fmt, path, NULL, NULL);
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
+    int ret = avformat_open_input(&fmt, proc, NULL, NULL);
     if (ret < 0)
         return ret;
+    char *url = av_strdup(m->path);
+    if (!url) {
+        avformat_close_input(&fmt);
+        return AVERROR(ENOMEM);
+    }
+    av_free(fmt->url);
+    fmt->url = url;
     if (find_info || (fmt->ctx_flags & AVFMTCTX_NOHEADER)) {
         ret = avformat_find_stream_info(fmt, NULL);
         if (ret < 0) {
@@ -74,32 +89,55 @@ static int pick_stream(struct media *m, const AVFormatContext *fmt, int want)
     return m->nb_video_streams ? m->video_streams[0] : -ENOENT;
 }
 
+/* The index of m stored under key, if there and whole. */
+static int stored_index(struct media *m, struct store *store, const char *key)
+{
+    uint8_t *blob;
+    size_t size;
+    if (store_get(store, key, &blob, &size) < 0)
+        return -ENOENT;
+    int ret = index_deserialize(blob, size, &m->index);
+    free(blob);
+    if (ret == 0 && m->index->time_base.num == m->time_base.num &&
+        m->index->time_base.den == m->time_base.den)
+        return 0;
+    index_free(&m->index);
+    log_warn("%s: stored index is damaged, rescanning", m->path);
+    return -EINVAL;
+}
+
 static int load_index(struct media *m, AVFormatContext *fmt, struct store *store)
 {
     char key[256], extra[32];
     snprintf(extra, sizeof(extra), "s%d", m->stream);
     store_key(key, sizeof(key), "index", &m->st, extra);
-    uint8_t *blob;
-    size_t size;
-    if (store && store_get(store, key, &blob, &size) == 0) {
-        int ret = index_deserialize(blob, size, &m->index);
-        free(blob);
-        if (ret == 0 && m->index->time_base.num == m->time_base.num &&
-            m->index->time_base.den == m->time_base.den)
-            return 0;
-        index_free(&m->index);
-        log_warn("%s: stored index is damaged, rescanning", m->path);
+    struct store_lock *l = NULL;
+    if (store && stored_index(m, store, key) == 0)
+        return 0;
+    /* Another daemon on the same store may be scanning it: wait, then take its index. */
+    if (store && store_lock(store, key, &l) == 0 && stored_index(m, store, key) == 0) {
+        store_unlock(&l);
+        return 0;
     }
     discard_others(fmt, m->stream);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint8_t *blob;
+    size_t size;
     int ret = index_build(fmt, m->stream, &m->index);
-    if (ret < 0)
-        return ret;
-    if (store && index_serialize(m->index, &blob, &size) == 0) {
-        if (store_put(store, key, blob, size) < 0)
+    if (ret == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        log_info("%s: indexed stream %d, %d frames in %.2f s", m->path, m->stream,
+                 m->index->nb_frames,
+                 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
+    if (ret == 0 && l && index_serialize(m->index, &blob, &size) == 0) {
+        if (store_put(l, blob, size) < 0)
             log_warn("%s: cannot save its index in the store", m->path);
         free(blob);
     }
-    return 0;
+    store_unlock(&l);
+    return ret;
 }
 
 static int fill_stream(struct media *m, const AVStream *st)
@@ -121,7 +159,7 @@ static int probe(struct media *m, int want, struct store *store)
 {
     AVFormatContext *fmt = NULL;
     char msg[256];
-    int ret = open_input(m->path, &fmt, 1);
+    int ret = open_input(m, &fmt, 1);
     if (ret < 0) {
         snprintf(msg, sizeof(msg), "cannot open: %s", av_err2str(ret));
         return set_error(m, msg);
@@ -151,19 +189,22 @@ static int probe(struct media *m, int want, struct store *store)
     return ret;
 }
 
-int media_open(const char *path, int stream, struct store *store, struct media **out)
+int media_open(const char *path, int fd, int stream, struct store *store, struct media **out)
 {
     struct media *m = calloc(1, sizeof(*m));
-    if (!m)
+    if (!m) {
+        close(fd);
         return -ENOMEM;
+    }
     m->refcount = 1;
+    m->fd = fd;
     m->stream = -1;
     m->id = atomic_fetch_add(&next_id, 1);
     m->path = strdup(path);
     int ret = -ENOMEM;
     if (!m->path)
         goto fail;
-    if (stat(path, &m->st) < 0) {
+    if (fstat(fd, &m->st) < 0) {
         ret = -errno;
         goto fail;
     }
@@ -194,6 +235,8 @@ void media_unref(struct media **mp)
     *mp = NULL;
     if (__atomic_sub_fetch(&m->refcount, 1, __ATOMIC_ACQ_REL))
         return;
+    if (m->fd >= 0)
+        close(m->fd);
     free(m->path);
     free(m->error);
     free(m->meta_json);
@@ -212,8 +255,19 @@ int media_open_demuxer(const struct media *m, AVFormatContext **out)
 {
     if (m->error)
         return -EIO;
+    /* Deleted or renamed over (no link left): its bytes cannot change, keep reading them.
+     * Still linked with a new ctime: written in place, or its mode changed; either way
+     * what the index says may be gone. */
+    struct stat st;
+    if (fstat(m->fd, &st) < 0 ||
+        (st.st_nlink > 0 && (st.st_size != m->st.st_size ||
+                             st.st_ctim.tv_sec != m->st.st_ctim.tv_sec ||
+                             st.st_ctim.tv_nsec != m->st.st_ctim.tv_nsec))) {
+        log_error("%s: changed in place since it was indexed", m->path);
+        return -EIO;
+    }
     AVFormatContext *fmt;
-    int ret = open_input(m->path, &fmt, 0);
+    int ret = open_input(m, &fmt, 0);
     if (ret < 0) {
         log_error("%s: cannot reopen: %s", m->path, av_err2str(ret));
         return averror_errno(ret);

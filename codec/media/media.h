@@ -14,10 +14,11 @@ struct index;
 struct store;
 
 struct media {
-    char *path;      /* source file */
+    char *path;      /* source file, for names and log lines */
+    int fd;          /* the source, open: what every demuxer reads */
     int stream;      /* FFmpeg stream index of the video stream, -1 on error */
     uint64_t id;     /* unique for this process, for cache keys */
-    struct stat st;  /* source stat at open (dev, ino, size, mtime key the store) */
+    struct stat st;  /* source stat at open (dev, ino, size, mtime, ctime key the store) */
     char *error;     /* non-NULL when the source is unusable: FFmpeg's message */
     char *meta_json; /* meta.json contents (also when error is set) */
     int nb_video_streams;
@@ -34,11 +35,11 @@ struct media {
     int refcount; /* atomic */
 };
 
-/* Opens path, picks the stream (stream < 0: the default one, as av_find_best_stream picks
- * it), loads the index from the store or builds and saves it. A source FFmpeg cannot read
- * still gives a media, with error and meta_json set: only allocation failure and a missing
- * file (-ENOENT) fail. */
-int media_open(const char *path, int stream, struct store *store, struct media **out);
+/* Opens the source fd (a regular file, taken over: closed by the last unref; path names
+ * it), picks the stream (stream < 0: the default one, as av_find_best_stream picks it),
+ * loads the index from the store or builds and saves it. A source FFmpeg cannot read
+ * still gives a media, with error and meta_json set: only allocation failure fails. */
+int media_open(const char *path, int fd, int stream, struct store *store, struct media **out);
 
 struct media *media_ref(struct media *m);
 void media_unref(struct media **m);
@@ -47,7 +48,9 @@ void media_unref(struct media **m);
 int media_nb_frames(const struct media *m);
 
 /* Opens a demuxer on the media's file, positioned at the start, with the stream's
- * parameters found; for decoders and segment writers, which each need their own. */
+ * parameters found; for decoders and segment writers, which each need their own. The
+ * file is the one opened, even if deleted or renamed over since; -EIO if it was
+ * rewritten in place (its index no longer holds). */
 int media_open_demuxer(const struct media *m, AVFormatContext **out);
 
 /* The bitstream filter that turns this codec's length-prefixed (MP4-style) packets into

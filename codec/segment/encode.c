@@ -31,36 +31,29 @@ struct encode_sessions {
 
 int encode_settings_from_config(const struct config *cfg, struct encode_settings *out)
 {
-    static const char *const codecs[] = {"h264", "hevc", "av1"};
-    static const char *const wants[] = {"auto", "nvenc", "cpu"};
-    static const char *const rcs[] = {"crf", "cbr", "vbr", "constqp"};
+    static const enum encode_codec codecs[] = {[CONFIG_SEGMENT_H264] = ENCODE_H264,
+                                               [CONFIG_SEGMENT_HEVC] = ENCODE_HEVC,
+                                               [CONFIG_SEGMENT_AV1] = ENCODE_AV1};
+    static const enum encode_want wants[] = {[CONFIG_ENCODER_AUTO] = ENCODE_WANT_AUTO,
+                                             [CONFIG_ENCODER_NVENC] = ENCODE_WANT_NVENC,
+                                             [CONFIG_ENCODER_CPU] = ENCODE_WANT_CPU};
+    static const enum encode_rc rcs[] = {[CONFIG_RC_CRF] = ENCODE_RC_CRF,
+                                         [CONFIG_RC_CBR] = ENCODE_RC_CBR,
+                                         [CONFIG_RC_VBR] = ENCODE_RC_VBR,
+                                         [CONFIG_RC_CONSTQP] = ENCODE_RC_CONSTQP};
     struct encode_settings s = {
+        .codec = codecs[cfg->segment_codec],
+        .want = wants[cfg->segment_encoder],
+        .rc = rcs[cfg->segment_rc],
         .quality = (int)cfg->segment_quality,
         .bitrate_kbps = (int)cfg->segment_bitrate,
         .gop = (int)cfg->segment_gop,
         .bframes = (int)cfg->segment_bframes,
     };
-    int codec = -1, want = -1, rc = -1;
-    for (int i = 0; i < 3; i++) {
-        if (!strcmp(cfg->segment_codec, codecs[i]))
-            codec = i;
-        if (!strcmp(cfg->segment_encoder, wants[i]))
-            want = i;
-    }
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(cfg->segment_rc, rcs[i]))
-            rc = i;
-    if (codec < 0 || want < 0 || rc < 0 || strlen(cfg->segment_preset) >= sizeof(s.preset) ||
-        cfg->segment_quality > 63 || cfg->segment_bitrate > 1000000 || cfg->segment_gop < 1 ||
-        cfg->segment_gop > 100000 || cfg->segment_bframes > 16) {
-        log_error("segments: bad [segments] settings (codec %s, encoder %s, rc %s, preset %s)",
-                  cfg->segment_codec, cfg->segment_encoder, cfg->segment_rc,
-                  cfg->segment_preset);
+    if (strlen(cfg->segment_preset) >= sizeof(s.preset)) {
+        log_error("segment_preset=%s: expected a preset name", cfg->segment_preset);
         return -EINVAL;
     }
-    s.codec = (enum encode_codec)codec;
-    s.want = (enum encode_want)want;
-    s.rc = (enum encode_rc)rc;
     snprintf(s.preset, sizeof(s.preset), "%s", cfg->segment_preset);
     *out = s;
     return 0;

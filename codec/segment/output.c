@@ -49,6 +49,8 @@ int output_open(struct output *o, const struct output_container *c, const char *
     int ret = avformat_alloc_output_context2(&o->oc, NULL, c->format, path);
     if (ret < 0)
         return averror_errno(ret);
+    /* The same name gives the same bytes: no random UIDs, times or versions. */
+    o->oc->flags |= AVFMT_FLAG_BITEXACT;
     /* The mp4 muxer reopens the file by name for faststart, so write by name too. */
     ret = avio_open(&o->oc->pb, path, AVIO_FLAG_WRITE);
     if (ret < 0)

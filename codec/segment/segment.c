@@ -28,13 +28,16 @@
 
 #define KEY_MAX 256
 /* Bumped when the bytes a request produces change, so stale store files are not served. */
-#define KEY_KIND "seg1"
-/* One producer of a key; openers of the same key wait for it. */
+#define KEY_KIND "seg2"
+/* One producer of a key; openers of the same key wait for it and share its file, which
+ * may not be in the store (too large for it). */
 struct job {
     struct job *next;
     char key[KEY_MAX];
     int users; /* the producer and its waiters; the last one frees */
     int done, ret;
+    int fd; /* the result, of which each user takes a dup */
+    uint64_t size;
 };
 
 struct segmenter {
@@ -60,10 +63,14 @@ static enum AVCodecID encode_codec_id(enum encode_codec c)
                                                                  : AV_CODEC_ID_H264;
 }
 
-int segment_valid(const struct media *m, const struct segment_req *req)
+int segment_valid(const struct segmenter *sg, const struct media *m, const struct segment_req *req)
 {
     const struct output_container *c = output_container_find(req->container);
     if (!c || !(req->start >= 0) || !(req->end > req->start))
+        return 0;
+    /* What the segment holds must fit the container: AV1 has no mapping in MPEG-TS in
+     * FFmpeg 5.1, whether copied from the source or encoded with segment_codec=av1. */
+    if (!req->copy && !output_container_takes(c, encode_codec_id(sg->enc.codec)))
         return 0;
     if (m->error)
         return 1; /* a fine name of a broken source: opening it gives EIO */
@@ -108,18 +115,10 @@ int segmenter_new(struct reader *reader, struct store *store, const struct confi
     int ret = encode_settings_from_config(cfg, &sg->enc);
     if (ret < 0)
         goto fail;
-    if (!strcmp(cfg->segment_audio, "copy")) {
-        sg->audio = AUDIO_COPY;
-    } else if (!strcmp(cfg->segment_audio, "aac")) {
-        sg->audio = AUDIO_AAC;
-    } else if (!strcmp(cfg->segment_audio, "none")) {
-        sg->audio = AUDIO_NONE;
-    } else {
-        log_error("segments: segment_audio must be copy, aac or none, not %s",
-                  cfg->segment_audio);
-        ret = -EINVAL;
-        goto fail;
-    }
+    static const enum audio_mode audio_modes[] = {[CONFIG_AUDIO_COPY] = AUDIO_COPY,
+                                                  [CONFIG_AUDIO_AAC] = AUDIO_AAC,
+                                                  [CONFIG_AUDIO_NONE] = AUDIO_NONE};
+    sg->audio = audio_modes[cfg->segment_audio];
     char settings[192];
     snprintf(settings, sizeof(settings), "%d/%s/%d/%d/%d/%d/%d/%d", (int)sg->enc.codec,
              sg->enc.preset, (int)sg->enc.rc, sg->enc.quality, sg->enc.bitrate_kbps,
@@ -173,38 +172,32 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Writes the segment into the store under key and opens it. */
-static int produce(struct segmenter *sg, struct media *m, const struct segment_req *req,
-                   const struct range *r, const char *key, int *fd)
+/* Writes the segment into the store under key, holding its store lock: *fd and *size,
+ * the file (unlinked when too large for the store). */
+static int produce_locked(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                          const struct range *r, struct store_lock *l, int *fd,
+                          uint64_t *size)
 {
     const struct output_container *c = output_container_find(req->container);
-    char *tmp = NULL;
+    const char *tmp, *encoder = "copy";
     int tfd, fell_back = 0;
-    const char *encoder = "copy";
     double t0 = now_s();
-    int ret = store_tmp(sg->store, &tfd, &tmp);
+    int ret = store_tmp(l, &tfd, &tmp);
     if (ret < 0) {
         log_error("segments: no temporary file in the store: %s", strerror(-ret));
-        return ret;
+        return ret == -ENOMEM ? ret : -EIO;
     }
-    close(tfd); /* the muxer opens it by name */
+    /* The muxer writes by name; tfd, still open, serves the result. */
     struct transcode_opts to = {sg->reader, &sg->enc, sg->sessions, sg->audio};
     ret = req->copy ? copy_write(sg->audio, m, r, c, tmp)
                     : transcode_write(&to, m, r, c, tmp, &fell_back, &encoder);
-    /* Opened before the commit, so an eviction right after it cannot take it from us. */
-    int rfd = ret == 0 ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;
-    if (ret == 0 && rfd < 0)
-        ret = -errno;
-    if (ret == 0 && (ret = store_commit(sg->store, tmp, key)) < 0)
-        log_error("segments: cannot commit %s to the store: %s", key, strerror(-ret));
+    if (ret == 0 && (ret = store_commit(l, tfd, size)) < 0)
+        log_error("segments: cannot commit %s to the store: %s", tmp, strerror(-ret));
     if (ret < 0) {
-        if (rfd >= 0)
-            close(rfd);
-        store_abort(sg->store, tmp);
-        free(tmp);
+        close(tfd);
+        store_abort(l);
         return ret == -ENOMEM ? ret : -EIO;
     }
-    free(tmp);
     atomic_fetch_add(&sg->produced, 1);
     if (req->copy)
         atomic_fetch_add(&sg->copies, 1);
@@ -214,13 +207,28 @@ static int produce(struct segmenter *sg, struct media *m, const struct segment_r
         atomic_fetch_add(&sg->nvenc_encodes, 1);
     if (fell_back)
         atomic_fetch_add(&sg->nvenc_fallbacks, 1);
-    struct stat st;
-    fstat(rfd, &st);
-    log_info("%s: segment %g-%g.%s%s: frames %d-%d, %s, %lld bytes in %.2f s", m->path,
+    log_info("%s: segment %g-%g.%s%s: frames %d-%d, %s, %" PRIu64 " bytes in %.2f s", m->path,
              req->start, req->end, req->copy ? "copy." : "", req->container, r->first,
-             r->last - 1, encoder, (long long)st.st_size, now_s() - t0);
-    *fd = rfd;
+             r->last - 1, encoder, *size, now_s() - t0);
+    *fd = tfd;
     return 0;
+}
+
+/* Another daemon on the same store may be producing key: waits for its lock, then takes
+ * its result, or produces the segment itself. */
+static int produce(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                   const struct range *r, const char *key, int *fd, uint64_t *size)
+{
+    struct store_lock *l;
+    if (store_lock(sg->store, key, &l) < 0)
+        return -EIO;
+    int ret = 0;
+    if (store_open(sg->store, key, fd, size) == 0)
+        atomic_fetch_add(&sg->store_hits, 1);
+    else
+        ret = produce_locked(sg, m, req, r, l, fd, size);
+    store_unlock(&l);
+    return ret;
 }
 
 static struct job *find_job(struct segmenter *sg, const char *key)
@@ -241,67 +249,72 @@ static void unlink_job(struct segmenter *sg, struct job *job)
     }
 }
 
-int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
-                 int *fd)
+/* Drops a user of job (sg->lock held); the last one frees it. */
+static void job_put(struct job *job)
 {
-    if (!segment_valid(m, req))
+    if (--job->users)
+        return;
+    if (job->fd >= 0)
+        close(job->fd);
+    free(job);
+}
+
+/* A user's own descriptor of the job's result (sg->lock held). */
+static int job_take(const struct job *job, int *fd, uint64_t *size)
+{
+    if (job->ret < 0)
+        return job->ret;
+    int f = fcntl(job->fd, F_DUPFD_CLOEXEC, 0);
+    if (f < 0)
+        return errno == EMFILE || errno == ENFILE ? -errno : -EIO;
+    *fd = f;
+    *size = job->size;
+    return 0;
+}
+
+int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                 int *fd, uint64_t *size)
+{
+    if (!segment_valid(sg, m, req))
         return -ENOENT;
     if (m->error)
         return -EIO;
-    /* segment_valid cannot see the settings: AV1 has no mapping in MPEG-TS in FFmpeg 5.1. */
-    if (!req->copy && !output_container_takes(output_container_find(req->container),
-                                       encode_codec_id(sg->enc.codec)))
-        return -ENOENT;
     struct range r;
     char key[KEY_MAX];
     if (range_find(m, req, &r) < 0)
         return -ENOENT;
     make_key(sg, m, req, &r, key);
-    /* A file that another opener produced can be evicted before we open it (a tiny store):
-     * then we produce it again ourselves, a bounded number of times. */
-    for (int tries = 0; tries < 3; tries++) {
-        if (store_open(sg->store, key, fd) == 0) {
-            atomic_fetch_add(&sg->store_hits, 1);
-            return 0;
-        }
-        pthread_mutex_lock(&sg->lock);
-        struct job *job = find_job(sg, key);
-        if (job) {
-            job->users++;
-            while (!job->done)
-                pthread_cond_wait(&sg->done, &sg->lock);
-            int ret = job->ret;
-            if (!--job->users)
-                free(job);
-            pthread_mutex_unlock(&sg->lock);
-            if (ret < 0)
-                return ret;
-            continue;
-        }
-        job = calloc(1, sizeof(*job));
-        if (!job) {
-            pthread_mutex_unlock(&sg->lock);
-            return -ENOMEM;
-        }
+    if (store_open(sg->store, key, fd, size) == 0) {
+        atomic_fetch_add(&sg->store_hits, 1);
+        return 0;
+    }
+    pthread_mutex_lock(&sg->lock);
+    struct job *job = find_job(sg, key);
+    if (job) {
+        job->users++;
+        while (!job->done)
+            pthread_cond_wait(&sg->done, &sg->lock);
+    } else if ((job = calloc(1, sizeof(*job)))) {
         snprintf(job->key, sizeof(job->key), "%s", key);
         job->users = 1;
+        job->fd = -1;
         job->next = sg->jobs;
         sg->jobs = job;
         pthread_mutex_unlock(&sg->lock);
-
-        int ret = produce(sg, m, req, &r, key, fd);
-
+        int ret = produce(sg, m, req, &r, key, &job->fd, &job->size);
         pthread_mutex_lock(&sg->lock);
         job->done = 1;
         job->ret = ret;
         unlink_job(sg, job);
         pthread_cond_broadcast(&sg->done);
-        if (!--job->users)
-            free(job);
+    } else {
         pthread_mutex_unlock(&sg->lock);
-        return ret;
+        return -ENOMEM;
     }
-    return -EIO;
+    int ret = job_take(job, fd, size);
+    job_put(job);
+    pthread_mutex_unlock(&sg->lock);
+    return ret;
 }
 
 int segment_size(struct segmenter *sg, const struct media *m, const struct segment_req *req,
@@ -309,16 +322,8 @@ int segment_size(struct segmenter *sg, const struct media *m, const struct segme
 {
     struct range r;
     char key[KEY_MAX];
-    if (m->error || !segment_valid(m, req) || range_find(m, req, &r) < 0)
+    if (m->error || !segment_valid(sg, m, req) || range_find(m, req, &r) < 0)
         return -ENOENT;
     make_key(sg, m, req, &r, key);
-    int fd, ret = store_open(sg->store, key, &fd);
-    if (ret < 0)
-        return ret;
-    struct stat st;
-    ret = fstat(fd, &st) < 0 ? -errno : 0;
-    close(fd);
-    if (ret == 0)
-        *size = (uint64_t)st.st_size;
-    return ret;
+    return store_size(sg->store, key, size);
 }

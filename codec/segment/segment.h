@@ -24,14 +24,15 @@ int segmenter_new(struct reader *reader, struct store *store, const struct confi
                   struct segmenter **out);
 void segmenter_free(struct segmenter **sg);
 
-/* 1 when the name can exist for m (container known, start < end, start before the last
- * frame), else 0; pure, no encoding. */
-int segment_valid(const struct media *m, const struct segment_req *req);
+/* 1 when the name can exist for m with sg's settings (container known and able to hold
+ * the segment's codec, start < end, start before the last frame), else 0; no encoding. */
+int segment_valid(const struct segmenter *sg, const struct media *m, const struct segment_req *req);
 
-/* Produces the segment (or finds it in the store) and opens it: *fd read-only, caller
- * closes. -ENOENT for a request segment_valid rejects, -EIO when the source fails. */
+/* Produces the segment (or finds it in the store) and opens it: the first *size bytes of
+ * *fd (read-only, caller closes; never serve what follows). -ENOENT for a request
+ * segment_valid rejects, -EIO when the source fails. */
 int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
-                 int *fd);
+                 int *fd, uint64_t *size);
 
 /* Exact size when already produced, -ENOENT when not (yet). */
 int segment_size(struct segmenter *sg, const struct media *m, const struct segment_req *req,

@@ -101,13 +101,14 @@ int transcode_write(const struct transcode_opts *opts, struct media *m, const st
 {
     const struct index *ix = m->index;
     struct transcode t = {.opts = opts, .m = m, .r = r, .last_pts = INT64_MIN};
+    struct reader_lease lease = READER_LEASE_INIT; /* one decoder, first frame to last */
     t.pkt = av_packet_alloc();
     int ret = t.pkt ? output_open(&t.o, c, path) : -ENOMEM;
     if (ret < 0)
         goto fail;
     for (int n = r->first; n < r->last; n++) {
         AVFrame *f = NULL;
-        ret = reader_get_until(opts->reader, m, n, r->last, &f);
+        ret = reader_get_leased(opts->reader, m, n, r->last, &lease, &f);
         if (ret == -ENOMEM)
             goto fail;
         if (ret < 0) {
@@ -153,6 +154,7 @@ int transcode_write(const struct transcode_opts *opts, struct media *m, const st
     *encoder = t.enc->ctx->codec->name;
     ret = output_close(&t.o, 1);
 fail:
+    reader_lease_end(opts->reader, &lease);
     output_close(&t.o, 0);
     audio_free(&t.a);
     encode_free(&t.enc);

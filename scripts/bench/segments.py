@@ -76,7 +76,9 @@ def main():
         for mode in ("transcode", "copy"):
             for s in starts:
                 e = round(s + args.length, 2)
-                name = f"{s}-{e}.{'copy.' if mode == 'copy' else ''}mp4"
+                # one spelling: "12" and "12.5", never "12.0" or "12.50"
+                s_, e_ = (f"{t:.2f}".rstrip("0").rstrip(".") for t in (s, e))
+                name = f"{s_}-{e_}.{'copy.' if mode == 'copy' else ''}mp4"
                 mine = os.path.join(out, "vidfs-" + name)
                 cli = os.path.join(out, "cli-" + name)
                 t_vidfs = timed(lambda: shutil.copyfile(os.path.join(seg, name), mine))

@@ -243,7 +243,8 @@ def impossible_names(n):
             "1.5.rgb", "abc.rgb", ".rgb", "0.", "0", "0.xyz", "0.RGBX", "0.rgb.png",
             f"{n}.rgb", f"{n}.nv12", f"{n + 100}.png", "99999999999999999999999.rgb",
             "18446744073709551617.nv12", "5-3.rgb", "3-3~0.rgb", "0-4~0.rgb", "0-4~-1.rgb",
-            f"0-{n + 1}.rgb", f"{n}-{n + 2}.rgb", "0-4~.rgb", "-4.rgb", "0--4.rgb", "0-4.xyz"]
+            f"0-{n + 1}.rgb", f"{n}-{n + 2}.rgb", "0-4~.rgb", "-4.rgb", "0--4.rgb", "0-4.xyz",
+            "0-4~1.rgb", "4294967296.rgb", "0-4294967297.rgb", "4294967296-4294967297.rgb"]
 
 
 def test_impossible_frame_names_are_enoent(mnt):

@@ -3,6 +3,8 @@ mount of its own (so that counters start at zero)."""
 import json
 import os
 import shutil
+import subprocess
+import time
 
 import util
 
@@ -89,3 +91,91 @@ def test_pool_bound_holds_under_parallel_readers(make_mount, workdir, corpus):
     assert all(b == ref[i] for i, b in got)
     s = stats(m)
     assert s["decoders"]["busy"] + s["decoders"]["idle"] <= 2, s["decoders"]
+
+
+def test_bytes_served_counts_what_was_read(make_mount, workdir, corpus):
+    """Files on disk (passthrough, source.EXT) count the bytes a read got, not the bytes it
+    asked for past the end of the file."""
+    m = own_mount(make_mount, workdir, corpus, "stats-bytes")
+    with open(os.path.join(workdir, "stats-bytes.src", "note.txt"), "wb") as f:
+        f.write(b"x" * 1000)
+    # reading stats.json is served too: its own bytes count after its snapshot
+    text = util.read_all(os.path.join(m.mnt, ".vidfs", "stats.json"))
+    before = json.loads(text)["bytes_served"] + len(text)
+    got = 0
+    for name in ("note.txt", os.path.join(CLIP, "source.mp4")):
+        with open(os.path.join(m.mnt, name), "rb") as f:
+            got += len(f.read(1 << 20)) + len(f.read(1 << 20))
+    assert got == 1000 + os.path.getsize(os.path.join(corpus, CLIP))
+    assert stats(m)["bytes_served"] - before == got
+
+
+def faulty_mount(make_mount, workdir, corpus, tmp_path, monkeypatch, name, fault, opts=()):
+    """A mount of its own whose read-ahead workers meet fault (see readahead_faults.c)."""
+    shim = str(tmp_path / "faults.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim,
+                    os.path.join(os.path.dirname(__file__), "readahead_faults.c"), "-ldl"],
+                   check=True)
+    with monkeypatch.context() as env:
+        env.setenv("LD_PRELOAD", shim)
+        env.setenv("VIDFS_FAULT", fault)
+        # the sanitizer build wants its runtime first; the shim only wraps three calls
+        env.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                   ":verify_asan_link_order=0")
+        return own_mount(make_mount, workdir, corpus, name, opts)
+
+
+def test_readahead_without_memory_gives_up_and_does_not_spin(make_mount, workdir, corpus,
+                                                              tmp_path, monkeypatch):
+    """A read-ahead worker that cannot allocate a frame drops its job (logged): readers
+    decode for themselves and get every frame, and the daemon does not spin on the job."""
+    m = faulty_mount(make_mount, workdir, corpus, tmp_path, monkeypatch, "stats-nomem",
+                     "nomem", ("readahead=8",))
+    r = util.ref(os.path.join(corpus, CLIP))
+    t0 = time.monotonic()
+    for i in range(20):
+        assert read_frame(m, i) == r.frame("nv12", i), i
+    assert time.monotonic() - t0 < 10, "readers waited for read-ahead that never came"
+    s = stats(m)
+    assert s["readahead"]["frames"] == 0, s["readahead"]
+    assert "not read ahead" in m.read_log()
+    cpu = cpu_seconds(m.proc.pid)
+    time.sleep(1)
+    assert cpu_seconds(m.proc.pid) - cpu < 0.2, "the daemon spins while idle"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_readahead_takes_an_idle_track_when_the_oldest_is_busy(make_mount, workdir, corpus,
+                                                               tmp_path, monkeypatch):
+    """The reader follows 64 media (NTRACK in reader.c). With the oldest one's read-ahead
+    held up, a 65th sequential reader takes over the least recently used idle track and
+    is read ahead, instead of being refused because the oldest track is busy."""
+    gate = str(tmp_path / "gate")
+    open(gate, "w").close()
+    m = faulty_mount(make_mount, workdir, corpus, tmp_path, monkeypatch, "stats-lru",
+                     "gate:" + gate, ("readahead=4",))
+    src = os.path.join(workdir, "stats-lru.src")
+    for i in range(63):
+        shutil.copyfile(os.path.join(corpus, "rotated.mp4"), os.path.join(src, f"f{i}.mp4"))
+    shutil.copyfile(os.path.join(corpus, CLIP), os.path.join(src, "b.mp4"))
+    try:
+        read_frame(m, 0), read_frame(m, 1)  # the oldest track: its read-ahead is held up
+        t0 = time.monotonic()
+        while not os.path.exists(gate + ".taken"):
+            assert time.monotonic() - t0 < 20, "no read-ahead job started"
+            time.sleep(0.02)
+        for i in range(63):
+            util.read_all(os.path.join(m.mnt, f"f{i}.mp4", "frames", "0.gray"))
+        for i in range(6):
+            util.read_all(os.path.join(m.mnt, "b.mp4", "frames", f"{i}.gray"))
+        t0 = time.monotonic()
+        while stats(m)["readahead"]["frames"] == 0:
+            assert time.monotonic() - t0 < 10, "the 65th reader was not read ahead"
+            time.sleep(0.05)
+    finally:
+        os.unlink(gate)

@@ -65,6 +65,11 @@ def rgb_to_planar(rgb, w, h):
     return np.frombuffer(rgb, np.uint8).reshape(h, w, 3).transpose(2, 0, 1).tobytes()
 
 
+def seconds_name(t, decimals=4):
+    """t seconds as a segment name spells it: the one way, no trailing zero ("0.46")."""
+    return f"{t:.{decimals}f}".rstrip("0").rstrip(".")
+
+
 def read_all(path):
     with open(path, "rb") as f:
         return f.read()
@@ -255,6 +260,15 @@ def extra_opts():
     return [o for o in os.environ.get("VIDFS_TEST_OPTS", "").split(",") if o]
 
 
+def daemon_env():
+    """The environment of a daemon: vidfs's own crash handler (a backtrace) would hide
+    ASan's report of a SIGSEGV, so ASan keeps the signal to itself."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(o for o in (env.get("ASAN_OPTIONS"),
+                                                "allow_user_segv_handler=0") if o)
+    return env
+
+
 class Mount:
     """One vidfs daemon in the foreground (-f), its stderr in a log file. The one way the
     tests and the benchmarks (scripts/bench/common.py) start and stop vidfs."""
@@ -282,7 +296,7 @@ class Mount:
         self.log.write(f"\n### {' '.join(self.cmd)}\n".encode())
         self.log.flush()
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log)
+                                     stderr=self.log, env=daemon_env())
         t0 = time.monotonic()
         while not os.path.ismount(self.mnt):
             if self.proc.poll() is not None:

@@ -98,6 +98,11 @@ static void test_frames(void)
         path = bad[i];
         enoent(path);
     }
+    /* A step of 1 is the batch without one: one name each. */
+    enoent("/v.mp4/frames/0-16~1.rgb");
+    enoent("/v.mp4/frames/4294967296.rgb");
+    enoent("/v.mp4/frames/0-4294967297.rgb");
+    enoent("/v.mp4/streams/4294967296/meta.json");
 }
 
 static void test_segments(void)
@@ -122,6 +127,28 @@ static void test_segments(void)
     enoent("/v.mp4/segments/a-25.mp4");
     enoent("/v.mp4/segments/10-.mp4");
     enoent("/v.mp4/segments/1.-2.mp4");
+    /* Ten digits once wrapped through an int: 4294967306 s was served as 10 s. */
+    enoent("/v.mp4/segments/4294967306-4294967307.mp4");
+    enoent("/v.mp4/segments/0-4294967297.mp4");
+    enoent("/v.mp4/segments/1000000000.5-1000000001.mp4");
+    path = "/v.mp4/segments/999999999-1000000000.mp4";
+    vp = parse_ok(path);
+    CHECK(vp.seg_start == 999999999 && vp.seg_end == 1e9);
+    /* One spelling: no trailing zero after the point, no point without digits after it. */
+    enoent("/v.mp4/segments/10.50-12.mp4");
+    enoent("/v.mp4/segments/10-12.0.mp4");
+    enoent("/v.mp4/segments/0.000-100.0.mkv");
+    enoent("/v.mp4/segments/00.5-1.mp4");
+    /* The seconds are the double nearest the decimal, as strtod gives it. */
+    path = "/v.mp4/segments/0.3-0.7.mp4";
+    vp = parse_ok(path);
+    CHECK(vp.seg_start == 0.3 && vp.seg_end == 0.7);
+    path = "/v.mp4/segments/123.456789-999999.123456789.mp4";
+    vp = parse_ok(path);
+    CHECK(vp.seg_start == 123.456789 && vp.seg_end == 999999.123456789);
+    /* More significant digits than a double keeps would give two names one value. */
+    enoent("/v.mp4/segments/0-1000000.000000001.mp4");
+    enoent("/v.mp4/segments/0.0000000001-1.mp4");
 }
 
 static void test_streams(void)

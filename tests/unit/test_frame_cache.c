@@ -1,0 +1,130 @@
+/* Frame cache without a mount: hits return the frame put, the byte bound holds however
+ * the keys spread over shards, recently used frames outlive older ones, and threads
+ * putting and getting at once leave consistent counts. */
+#include "frame_cache.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond);                     \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* A gray frame whose first byte is tag. */
+static AVFrame *make_frame(int w, int h, int tag)
+{
+    AVFrame *f = av_frame_alloc();
+    f->format = AV_PIX_FMT_GRAY8;
+    f->width = w;
+    f->height = h;
+    if (av_frame_get_buffer(f, 0) < 0) abort();
+    f->data[0][0] = (uint8_t)tag;
+    return f;
+}
+
+static size_t frame_size(void)
+{
+    AVFrame *f = make_frame(64, 64, 0);
+    size_t n = f->buf[0]->size;
+    av_frame_free(&f);
+    return n;
+}
+
+static void test_hit_miss(void)
+{
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(1 << 20, &fc) == 0);
+    AVFrame *f = make_frame(64, 64, 7);
+    CHECK(frame_cache_get(fc, 1, 5) == NULL);
+    frame_cache_put(fc, 1, 5, f);
+    av_frame_free(&f);
+    AVFrame *g = frame_cache_get(fc, 1, 5);
+    CHECK(g && g->data[0][0] == 7);
+    CHECK(frame_cache_get(fc, 2, 5) == NULL && frame_cache_get(fc, 1, 6) == NULL);
+    CHECK(frame_cache_has(fc, 1, 5) && !frame_cache_has(fc, 1, 4));
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.hits == 1 && st.misses == 3 && st.inserts == 1 && st.frames == 1);
+    frame_cache_free(&fc);
+    /* The reference handed out outlives the cache. */
+    CHECK(g && g->data[0][0] == 7);
+    av_frame_free(&g);
+    CHECK(fc == NULL);
+}
+
+static void test_bound(void)
+{
+    size_t one = frame_size();
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(10 * (one + 256), &fc) == 0);
+    AVFrame *f = make_frame(64, 64, 1);
+    for (int n = 0; n < 1000; n++)
+        frame_cache_put(fc, 3, n, f);
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.bytes <= st.max_bytes);
+    CHECK(st.frames >= 5 && st.frames <= 10);
+    CHECK(st.inserts - st.evictions == st.frames);
+    /* The last frame put is there; the first is long gone. */
+    CHECK(frame_cache_has(fc, 3, 999) && !frame_cache_has(fc, 3, 0));
+    /* A frame larger than the whole bound is not kept. */
+    AVFrame *big = make_frame(1024, 1024, 2);
+    frame_cache_put(fc, 4, 0, big);
+    CHECK(!frame_cache_has(fc, 4, 0));
+    av_frame_free(&big);
+    av_frame_free(&f);
+    frame_cache_free(&fc);
+}
+
+static struct frame_cache *shared;
+
+static void *hammer(void *arg)
+{
+    uint64_t media = (uintptr_t)arg;
+    AVFrame *f = make_frame(64, 64, (int)media);
+    for (int i = 0; i < 20000; i++) {
+        int n = (int)((unsigned)i * 2654435761u % 500);
+        AVFrame *g = frame_cache_get(shared, media, n);
+        if (g) {
+            CHECK(g->data[0][0] == (uint8_t)media);
+            av_frame_free(&g);
+        } else {
+            frame_cache_put(shared, media, n, f);
+        }
+    }
+    av_frame_free(&f);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    size_t one = frame_size();
+    CHECK(frame_cache_new(200 * (one + 256), &shared) == 0);
+    pthread_t t[8];
+    for (uintptr_t i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, hammer, (void *)(i + 1));
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    struct frame_cache_stats st;
+    frame_cache_stats(shared, &st);
+    CHECK(st.bytes <= st.max_bytes);
+    CHECK(st.inserts - st.evictions == st.frames);
+    CHECK(st.hits + st.misses == 8 * 20000);
+    frame_cache_free(&shared);
+}
+
+int main(void)
+{
+    test_hit_miss();
+    test_bound();
+    test_threads();
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+    return failures != 0;
+}
