@@ -61,7 +61,7 @@ def test_more_readers_than_decoders_decode_each_gop_once(make_mount, workdir):
             assert data[k * fsize:(k + 1) * fsize] == ref.frame("nv12", a + k), (name, a, k)
     s = stats(m)
     assert s["decoders"]["created"] <= 2
-    assert decoded(s) <= 2.4 * 16 * len(clips), s
+    assert decoded(s) <= 3.0 * 16 * len(clips), s  # GOP lead-in included; shared decoders gave 6.3
 
 
 def test_a_reader_that_stops_half_way_does_not_hold_the_decoder(make_mount, workdir):

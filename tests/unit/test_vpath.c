@@ -7,15 +7,7 @@
 #include <string.h>
 
 static const char *exts = "mp4,mkv,webm,ts";
-static int failures;
-
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "%s:%d: %s: failed: %s\n", __FILE__, __LINE__, path, #cond);       \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
+#include "check.h"
 
 static struct vpath parse_ok(const char *path)
 {
