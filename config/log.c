@@ -20,6 +20,7 @@ enum sink { SINK_STDERR, SINK_SYSLOG, SINK_FILE };
 static enum log_level current = LOG_LEVEL_INFO;
 static enum sink sink = SINK_STDERR;
 static int file_fd = -1;
+static int echo; /* errors to stderr too: a terminal still listens */
 static const char *const names[] = {"error", "warn", "info", "debug"};
 static const int priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
@@ -56,6 +57,11 @@ int log_open(const char *dest, int daemonized)
     return 0;
 }
 
+void log_echo_errors(int on)
+{
+    echo = on;
+}
+
 void log_close(void)
 {
     if (sink == SINK_SYSLOG) closelog();
@@ -73,6 +79,8 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
         msg[--n] = '\0';
     if (sink == SINK_SYSLOG) {
         syslog(priorities[level], "%s: %s", names[level], msg);
+        if (echo && level == LOG_LEVEL_ERROR)
+            dprintf(STDERR_FILENO, "vidfs: %s\n", msg);
         return;
     }
     int len = 0;

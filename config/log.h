@@ -13,6 +13,9 @@ int log_enabled(enum log_level level);
  * dest means syslog when daemonized is set, stderr otherwise. -errno (logged on stderr)
  * when the file cannot be opened. Until called, lines go to stderr. */
 int log_open(const char *dest, int daemonized);
+/* While on, errors logged to syslog also go to stderr: for a daemon's set-up, which the user
+ * who started it still watches until it detaches. */
+void log_echo_errors(int on);
 void log_close(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

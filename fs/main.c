@@ -427,6 +427,7 @@ static int mount_and_serve(struct fuse_args *args, const struct fuse_cmdline_opt
     if (fuse_mount(fuse, o->mountpoint) != 0) goto destroy;
     if (fuse_daemonize(o->foreground) != 0 || fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto unmount;
+    log_echo_errors(0); /* stderr is /dev/null from here */
     ret = serve(fuse, o) ? 1 : 0;
     fuse_remove_signal_handlers(fuse_get_session(fuse));
 unmount:
@@ -450,6 +451,7 @@ static int run(struct cli *c, struct fuse_args *args, struct fuse_cmdline_opts *
         config_free(&cfg);
         goto done;
     }
+    log_echo_errors(1);
     log_hook_ffmpeg();
     catch_crashes();
     /* Frames are a few MiB each and the cache holds many: above glibc's mmap threshold
