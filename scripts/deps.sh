@@ -13,6 +13,8 @@ PACKAGES=(
     # run and test
     fuse3 ffmpeg jq coreutils
     python3 python3-pytest python3-numpy python3-av
+    # benchmarks (scripts/bench/loader.py: DataLoader, its peers, the plot)
+    python3-torch python3-opencv python3-matplotlib
 )
 
 missing=()
