@@ -89,6 +89,10 @@ def clip_opencv(src, name, a, times):
 
 def clip_pyav(src, name, a, times):
     import av
+    import av.logging
+    # PyAV's log callback takes the GIL from FFmpeg's codec threads while the decoding
+    # thread holds it: a worker hangs on the first warning. FFmpeg's own logger instead.
+    av.logging.restore_default_callback()
     with av.open(os.path.join(src, name)) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
@@ -127,7 +131,7 @@ class Clips(Dataset):
 def run_loader(peer, root, items, times, workers, clips, seconds):
     """Clips/s of a DataLoader with this many workers; stops after clips or seconds."""
     dl = DataLoader(Clips(peer, root, items[:clips], times), batch_size=None, shuffle=False,
-                    num_workers=workers, timeout=600)
+                    num_workers=workers, timeout=180)
     n = 0
     t0 = time.perf_counter()
     it = iter(dl)
