@@ -29,7 +29,6 @@ The binary: --vidfs, else $VIDFS_BIN, else build/vidfs (on a machine with nothin
 installable, the bundled one from scripts/bundle.sh: --vidfs /tmp/rt/bin/vidfs, with
 /tmp/rt/bin first on PATH for ffmpeg and fusermount3)."""
 import argparse
-import json
 import os
 import random
 import sys
@@ -310,9 +309,11 @@ def check(m, src, items, times, peers):
 
 
 def parse():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vidfs", help="vidfs binary (default: $VIDFS_BIN, else build/vidfs)")
-    ap.add_argument("--backend", default="auto", choices=("cpu", "nvdec", "auto"))
+    ap.add_argument("--backend", default="auto", choices=("cpu", "nvdec", "auto"),
+                    help="the mount's backend")
     ap.add_argument("--sizes", default="360p" if QUICK else "1080p,360p")
     ap.add_argument("--workers", default="2,4,16" if QUICK else "2,4,8,16,32")
     ap.add_argument("--files", type=int, default=8 if QUICK else 32)
@@ -320,10 +321,10 @@ def parse():
                     help="length of each video")
     ap.add_argument("--clips", type=int, default=512, help="clips per measurement (at most)")
     ap.add_argument("--time", type=float, default=10 if QUICK else 60,
-                    help="seconds per measurement (at most)")
+                    help="seconds per measurement (and at least a clip per worker)")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("-o", dest="opts", default="",
-                    help="more mount options, e.g. pool_size=40,max_threads=64")
+                    help="more mount options, e.g. pool_size=40")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--json", help="default: $BENCH_RESULTS/loader.json")
     ap.add_argument("--plot", help="default: the JSON path with .png")
