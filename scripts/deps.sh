@@ -13,8 +13,9 @@ PACKAGES=(
     # run and test
     fuse3 ffmpeg jq coreutils man-db groff-base
     python3 python3-pytest python3-numpy python3-av
-    # the python package's DataLoader tests and examples/; benchmark plots
-    python3-torch python3-matplotlib
+    # the python package's DataLoader tests and examples/; benchmarks (scripts/bench/
+    # loader.py: DataLoader, its OpenCV peer) and their plots
+    python3-torch python3-opencv python3-matplotlib
 )
 
 missing=()

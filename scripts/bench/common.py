@@ -33,9 +33,10 @@ def log(*a):
 # ---------------------------------------------------------------- test videos
 
 def ffmpeg_gen(path, size, seconds, fps=25, gop=None, preset="veryfast", src="testsrc2",
-               audio=False):
+               audio=False, bframes=None):
     """Generates an H.264 clip (with a 440 Hz AAC tone when audio) with the ffmpeg CLI
-    unless it is already there."""
+    unless it is already there. bframes: exactly this many B-frames between references
+    (no adaptive placement)."""
     if os.path.exists(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -48,6 +49,8 @@ def ffmpeg_gen(path, size, seconds, fps=25, gop=None, preset="veryfast", src="te
     cmd += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p"]
     if gop:
         cmd += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    if bframes is not None:
+        cmd += ["-bf", str(bframes), "-b_strategy", "0"]
     cmd += [tmp]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -234,22 +237,30 @@ def fmt(v):
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
-def save(name, rows, details, plot=None):
-    """Writes build/bench-results/NAME.json and, with matplotlib, NAME.png.
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or None where matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save(name, rows, details, plot=None, path=None):
+    """Writes PATH (default build/bench-results/NAME.json) and, with matplotlib, NAME.png.
     plot: (title, [(label, value), ...], ylabel)."""
-    os.makedirs(RESULTS, exist_ok=True)
     out = {"bench": name, "quick": QUICK, "vidfs": VIDFS, "machine": machine(),
            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows, "details": details}
-    path = os.path.join(RESULTS, name + ".json")
+    path = path or os.path.join(RESULTS, name + ".json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
     log(f"  wrote {os.path.relpath(path, REPO)}")
     if plot:
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        plt = pyplot()
+        if not plt:
             return
         title, bars, ylabel = plot
         fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(bars), 3.6))
