@@ -260,7 +260,7 @@ CLIPS = [
     Clip("h264_opengop.ts", "video", make_h264_opengop_ts, {"8bit420", "h264", "opengop"}),
     Clip("hevc_8bit.mkv", "video", make_hevc("yuv420p", "256x144", 2),
          {"8bit420", "hevc", "opengop"}),
-    Clip("hevc_10bit.mp4", "video", make_hevc("yuv420p10le", "192x108", 1.5, ["-tag:v", "hvc1"]),
+    Clip("hevc_10bit.mp4", "video", make_hevc("yuv420p10le", "320x180", 1.5, ["-tag:v", "hvc1"]),
          {"10bit", "hevc"}),
     Clip("vp9.webm", "video", make_vp9("240x160", 30, 2), {"8bit420", "vp9"}),
     Clip("av1.mkv", "video", make_av1, {"8bit420", "av1"}),

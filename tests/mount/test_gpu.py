@@ -14,8 +14,15 @@ import util
 
 pytestmark = pytest.mark.gpu
 
-NVDEC_CLIPS = ["h264_bframes.mp4", "h264_opengop.mkv", "hevc_8bit.mkv", "vp9.webm", "av1.mkv",
-               "interlaced.ts", "odd_177x99.webm", "h264_720p.mp4", "mpeg4.avi"]
+# Every NVDEC since Maxwell decodes these (sizes above its minimums: 144x144 for HEVC,
+# 128x128 for VP9).
+NVDEC_CLIPS = ["h264_bframes.mp4", "h264_opengop.mkv", "hevc_8bit.mkv", "vp9.webm",
+               "interlaced.ts", "h264_720p.mp4"]
+# What some GPUs' NVDEC decodes and others' does not (cuvidGetDecoderCaps says which).
+GPU_DEPENDENT_CLIPS = {
+    "av1.mkv": "AV1 (Ampere and later; not every data-centre part)",
+    "odd_177x99.webm": "VP9 of 99 rows (below the 128 that most NVDECs need)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,39 @@ def test_nvdec_frames_are_bit_exact(nvdec_mount, name):
             wrong.append(f"frame {i}: {util.describe_diff(got, r.frame('nv12', i))}")
     assert wrong == []
     assert_all_from_nvdec(nvdec_mount)
+
+
+@pytest.mark.parametrize("name", sorted(GPU_DEPENDENT_CLIPS))
+def test_nvdec_decodes_or_refuses_what_the_gpu_may_lack(nvdec_mount, name):
+    """Bit-exact from NVDEC where this GPU decodes it; otherwise EIO and the log line that
+    says no allowed decoder takes the stream (never a silent CPU decode). The second case is
+    reported as a skip naming what this GPU lacks."""
+    r = util.ref(name)
+    nvdec_mount.new_log()
+    try:
+        got = util.read_all(os.path.join(nvdec_mount.mnt, name, "frames", "0.nv12"))
+    except OSError as e:
+        assert e.errno == errno.EIO, e
+        assert "no decoder allowed by the backend setting" in nvdec_mount.new_log()
+        assert decoded(nvdec_mount)["cpu"] == 0
+        pytest.skip(f"this GPU's NVDEC cannot decode {name}: {GPU_DEPENDENT_CLIPS[name]}; "
+                    "EIO and a log line under backend=nvdec, as it should")
+    assert got == r.frame("nv12", 0), util.describe_diff(got, r.frame("nv12", 0))
+    for i in r.sample_indices():
+        assert util.read_all(os.path.join(nvdec_mount.mnt, name, "frames", f"{i}.nv12")) == \
+            r.frame("nv12", i), i
+    assert_all_from_nvdec(nvdec_mount)
+
+
+def test_nvdec_refuses_mpeg4_part2(nvdec_mount):
+    """vidfs leaves MPEG-2/4 to the CPU (their IDCT is not bit-exact by specification):
+    under backend=nvdec a frame of one is EIO with a log line, not a CPU decode."""
+    nvdec_mount.new_log()
+    with pytest.raises(OSError) as e:
+        util.read_all(os.path.join(nvdec_mount.mnt, "mpeg4.avi", "frames", "0.nv12"))
+    assert e.value.errno == errno.EIO
+    assert "no decoder allowed by the backend setting" in nvdec_mount.new_log()
+    assert decoded(nvdec_mount)["cpu"] == 0
 
 
 def test_nvdec_p010_is_bit_exact(nvdec_mount):
