@@ -143,15 +143,16 @@ static int first_time(uint64_t h)
     return first;
 }
 
-void log_error_once(const char *file, const char *cause, const char *fmt, ...)
+void log_once(enum log_level level, const char *file, const char *cause, const char *fmt, ...)
 {
-    if (!first_time(fnv1a(fnv1a(0xcbf29ce484222325ULL, file), cause))) return;
+    if (!log_enabled(level) || !first_time(fnv1a(fnv1a(0xcbf29ce484222325ULL, file), cause)))
+        return;
     char detail[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    log_error("%s: %s (%s)", file, cause, detail);
+    log_msg(level, "%s: %s (%s)", file, cause, detail);
 }
 
 static void ffmpeg_cb(void *avcl, int av_level, const char *fmt, va_list ap)

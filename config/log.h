@@ -20,10 +20,11 @@ void log_close(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Logs "FILE: CAUSE (detail)" at error level the first time this file gives this cause
- * (a fixed string), so a reader retrying a broken frame does not flood the log. */
-void log_error_once(const char *file, const char *cause, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Logs "FILE: CAUSE (detail)" at level the first time this file gives this cause (a fixed
+ * string), so a reader retrying a broken frame does not flood the log. */
+void log_once(enum log_level level, const char *file, const char *cause, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define log_error_once(...) log_once(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -77,8 +78,11 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out,
         d = NULL;
         if (!next)
             return ret;
-        log_warn("%s: frame %d: the %s decoder gave none; decoding it with %s", m->path, n,
-                 be->name, next->name);
+        /* Once per file and backend: a damaged stream can fail on every frame. */
+        char cause[64];
+        snprintf(cause, sizeof(cause), "the %s decoder gave no frame", be->name);
+        log_once(LOG_LEVEL_WARN, m->path, cause, "frame %d, maybe more; decoding with %s", n,
+                 next->name);
         pool_count_fallback(r->pool);
     }
 }

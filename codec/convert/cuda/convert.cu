@@ -118,10 +118,14 @@ extern "C" __global__ void vidfs_convert(cvt_params p)
                          ((float)y + 0.5f) * sy - 0.5f, sx, sy);
         }
         size_t i = (size_t)y * (size_t)cw + (size_t)x;
+        /* Sample by sample: the chroma plane starts right after w x h luma samples, so an
+         * odd-sized view (1x1) leaves it unaligned for uchar2/ushort2 stores. */
         if (p.out == CVT_OUT_NV12_UV) {
-            ((uchar2 *)p.dst)[i] = make_uchar2(to8(c.x), to8(c.y));
+            ((unsigned char *)p.dst)[2 * i] = to8(c.x);
+            ((unsigned char *)p.dst)[2 * i + 1] = to8(c.y);
         } else if (p.out == CVT_OUT_P010_UV) {
-            ((ushort2 *)p.dst)[i] = make_ushort2(to10(c.x), to10(c.y));
+            ((unsigned short *)p.dst)[2 * i] = to10(c.x);
+            ((unsigned short *)p.dst)[2 * i + 1] = to10(c.y);
         } else {
             ((unsigned char *)p.dst)[i] = to8(c.x);
             ((unsigned char *)p.dst)[(size_t)cw * (size_t)ch + i] = to8(c.y);
