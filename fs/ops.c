@@ -119,21 +119,16 @@ static struct size_key image_key(const struct media *m, const struct vpath *vp, 
                              .format = vp->format};
 }
 
-/* Encodes frame vp->first of m as the png/jpg of vp at w x h: *out is malloc'd. The size
- * table learns its size and keeps its bytes for the open that follows a lookup. */
+/* Encodes frame vp->first of m as the png/jpg of vp at w x h: *out is malloc'd. */
 static int make_image(struct vidfs *fs, struct media *m, const struct vpath *vp, int w, int h,
                       uint8_t **out, size_t *size)
 {
     struct convert_req req = {.format = vp->format, .width = w, .height = h};
-    int ret = render_image(fs->reader, m, vp->first, &req, (int)fs->cfg.jpeg_quality, out, size);
-    if (ret < 0)
-        return ret;
-    struct size_key k = image_key(m, vp, w, h);
-    size_table_put(fs->sizes, &k, *out, *size);
-    return 0;
+    return render_image(fs->reader, m, vp->first, &req, (int)fs->cfg.jpeg_quality, out, size);
 }
 
-/* An image's size is known once it is encoded, so a lookup encodes it (it is one frame). */
+/* An image's size is known once it is encoded, so a lookup encodes it (it is one frame) and
+ * the size table keeps the bytes for the open that follows. */
 static int image_size(struct vidfs *fs, struct media *m, const struct vpath *vp, int w, int h,
                       uint64_t *size)
 {
@@ -145,7 +140,7 @@ static int image_size(struct vidfs *fs, struct media *m, const struct vpath *vp,
     int ret = make_image(fs, m, vp, w, h, &bytes, &n);
     if (ret < 0)
         return ret;
-    free(bytes);
+    size_table_keep(fs->sizes, &k, bytes, n);
     *size = n;
     return 0;
 }
@@ -453,11 +448,12 @@ static int open_image(struct vidfs *fs, struct handle *h)
     struct size_key k = image_key(h->m, &h->vp, h->w, h->h);
     uint8_t *out;
     size_t size;
-    int ret = size_table_bytes(fs->sizes, &k, &out, &size);
-    if (ret == 0)
-        ret = make_image(fs, h->m, &h->vp, h->w, h->h, &out, &size);
-    if (ret < 0)
-        return ret;
+    if (!size_table_take(fs->sizes, &k, &out, &size)) {
+        int ret = make_image(fs, h->m, &h->vp, h->w, h->h, &out, &size);
+        if (ret < 0)
+            return ret;
+        size_table_put(fs->sizes, &k, size);
+    }
     h->buf = (char *)out;
     h->len = size;
     return 0;

@@ -1,5 +1,5 @@
 /* Sizes of encoded frame files: a direct-mapped table (a collision only forgets a size,
- * which the next lookup makes again); their bytes: a short ring of the newest. */
+ * which the next lookup makes again); their bytes: a ring of the newest, bounded in bytes. */
 #include "size_table.h"
 
 #include <errno.h>
@@ -8,10 +8,10 @@
 #include <string.h>
 
 #define SIZE_SLOTS 4096
-/* A lookup and its open come one after the other, so a few suffice; images larger than
- * KEPT_MAX (4K png) are encoded again rather than held: at most 32 MiB kept. */
-#define KEPT 8
-#define KEPT_MAX (4u << 20)
+/* A lookup and its open come one after the other; KEPT of them at once (loader workers),
+ * and KEPT_BYTES, which holds two 4K frames as png (under 25 MiB each). */
+#define KEPT 32
+#define KEPT_BYTES (64u << 20)
 
 struct size_slot {
     struct size_key key;
@@ -20,7 +20,7 @@ struct size_slot {
 
 struct kept {
     struct size_key key;
-    uint8_t *bytes;
+    uint8_t *bytes; /* NULL: free */
     size_t size;
 };
 
@@ -28,7 +28,8 @@ struct size_table {
     pthread_mutex_t lock;
     struct size_slot slots[SIZE_SLOTS];
     struct kept kept[KEPT];
-    int next; /* the ring's oldest entry, replaced next */
+    int next;           /* the ring's oldest entry, replaced next */
+    size_t kept_bytes;
 };
 
 int size_table_new(struct size_table **out)
@@ -77,40 +78,63 @@ int size_table_get(struct size_table *t, const struct size_key *k, uint64_t *siz
     return hit;
 }
 
-void size_table_put(struct size_table *t, const struct size_key *k, const uint8_t *bytes,
-                    size_t size)
+static void put_locked(struct size_table *t, const struct size_key *k, uint64_t size)
 {
-    uint8_t *copy = size <= KEPT_MAX ? malloc(size ? size : 1) : NULL;
-    if (copy)
-        memcpy(copy, bytes, size);
-    pthread_mutex_lock(&t->lock);
     *size_slot(t, k) = (struct size_slot){.key = *k, .size = size};
-    struct kept *e = &t->kept[t->next];
-    uint8_t *old = copy ? e->bytes : NULL;
-    if (copy) {
-        *e = (struct kept){.key = *k, .bytes = copy, .size = size};
-        t->next = (t->next + 1) % KEPT;
-    }
-    pthread_mutex_unlock(&t->lock);
-    free(old);
 }
 
-int size_table_bytes(struct size_table *t, const struct size_key *k, uint8_t **bytes,
-                     size_t *size)
+void size_table_put(struct size_table *t, const struct size_key *k, uint64_t size)
 {
-    int ret = 0;
     pthread_mutex_lock(&t->lock);
-    for (int i = 0; i < KEPT && !ret; i++) {
-        const struct kept *e = &t->kept[i];
+    put_locked(t, k, size);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void drop(struct size_table *t, struct kept *e)
+{
+    t->kept_bytes -= e->size;
+    free(e->bytes);
+    *e = (struct kept){0};
+}
+
+void size_table_keep(struct size_table *t, const struct size_key *k, uint8_t *bytes,
+                     size_t size)
+{
+    pthread_mutex_lock(&t->lock);
+    put_locked(t, k, size);
+    if (size > KEPT_BYTES) {
+        pthread_mutex_unlock(&t->lock);
+        free(bytes);
+        return;
+    }
+    /* The oldest go until the new one fits, then it takes the oldest's place. */
+    for (int i = 0; i < KEPT && (t->kept[t->next].bytes || t->kept_bytes + size > KEPT_BYTES);
+         i++) {
+        struct kept *e = &t->kept[(t->next + i) % KEPT];
+        if (e->bytes)
+            drop(t, e);
+    }
+    t->kept[t->next] = (struct kept){.key = *k, .bytes = bytes, .size = size};
+    t->kept_bytes += size;
+    t->next = (t->next + 1) % KEPT;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int size_table_take(struct size_table *t, const struct size_key *k, uint8_t **bytes,
+                    size_t *size)
+{
+    int hit = 0;
+    pthread_mutex_lock(&t->lock);
+    for (int i = 0; i < KEPT && !hit; i++) {
+        struct kept *e = &t->kept[i];
         if (!e->bytes || !same(&e->key, k))
             continue;
-        *bytes = malloc(e->size ? e->size : 1);
-        ret = *bytes ? 1 : -ENOMEM;
-        if (*bytes) {
-            memcpy(*bytes, e->bytes, e->size);
-            *size = e->size;
-        }
+        *bytes = e->bytes;
+        *size = e->size;
+        t->kept_bytes -= e->size;
+        *e = (struct kept){0};
+        hit = 1;
     }
     pthread_mutex_unlock(&t->lock);
-    return ret;
+    return hit;
 }

@@ -24,12 +24,16 @@ void size_table_free(struct size_table **t);
 /* 1 and *size when k's file was produced (and its size not forgotten since), else 0. */
 int size_table_get(struct size_table *t, const struct size_key *k, uint64_t *size);
 
-/* Records that k's file is bytes (size of them), and keeps a copy of them for a while. */
-void size_table_put(struct size_table *t, const struct size_key *k, const uint8_t *bytes,
-                    size_t size);
+/* Records the size of k's file. */
+void size_table_put(struct size_table *t, const struct size_key *k, uint64_t size);
 
-/* 1 and a malloc'd copy of k's bytes in *bytes when they are still kept, else 0; -ENOMEM. */
-int size_table_bytes(struct size_table *t, const struct size_key *k, uint8_t **bytes,
-                     size_t *size);
+/* Records the size of k's file and keeps its bytes (taken over: malloc'd) for a while, for
+ * the open that follows a lookup. */
+void size_table_keep(struct size_table *t, const struct size_key *k, uint8_t *bytes,
+                     size_t size);
+
+/* 1, handing over k's kept bytes (the caller frees them; they are kept no more), or 0. */
+int size_table_take(struct size_table *t, const struct size_key *k, uint8_t **bytes,
+                    size_t *size);
 
 #endif

@@ -40,6 +40,22 @@ def test_image_size_is_exact_from_the_first_stat(make_mount, workdir, corpus, fm
     assert size == len(util.read_all(os.path.join(m.mnt, CLIP, "frames", f"30.{fmt}"))), ls
 
 
+def test_the_open_after_a_lookup_serves_the_image_the_lookup_made(make_mount, workdir, corpus):
+    """stat then read (what cat, cp and Python do) encode the frame once, here in 16
+    threads at once as loader workers do: the stats count one frame served per file."""
+    import concurrent.futures as cf
+    m = own_mount(make_mount, workdir, corpus, "sizes-once")
+
+    def one(i):
+        path = os.path.join(m.mnt, CLIP, "frames", f"{i}.{util.IMAGE_FORMATS[i % 2]}")
+        size = os.stat(path).st_size
+        return size == len(util.read_all(path))
+
+    with cf.ThreadPoolExecutor(16) as ex:
+        assert all(ex.map(one, range(0, 48, 3)))
+    assert util_stats(m)["frames_served"] == 16
+
+
 def test_stat_size_is_what_a_read_gets(make_mount, workdir, corpus):
     """On a quiet mount, the size stat gives (before and after opening) is the length a
     read gets, for the generated files too: stats.json, meta.json, frames.csv, png, jpg."""
