@@ -26,7 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SEGMENT_SIZE_GUESS (1 << 20)
+/* What stat says of a segment not yet made: the size of no segment (README, "Sizes"). */
+#define SEGMENT_SIZE_UNMADE 0
 
 struct handle {
     enum vpath_kind kind;
@@ -111,6 +112,39 @@ static int frame_geometry(const struct media *m, const struct vpath *vp, int *w,
     return 0;
 }
 
+/* The key of a png/jpg frame file in the size table. */
+static struct size_key image_key(const struct media *m, const struct vpath *vp, int w, int h)
+{
+    return (struct size_key){.media = m->id, .frame = vp->first, .w = w, .h = h,
+                             .format = vp->format};
+}
+
+/* Encodes frame vp->first of m as the png/jpg of vp at w x h: *out is malloc'd. */
+static int make_image(struct vidfs *fs, struct media *m, const struct vpath *vp, int w, int h,
+                      uint8_t **out, size_t *size)
+{
+    struct convert_req req = {.format = vp->format, .width = w, .height = h};
+    return render_image(fs->reader, m, vp->first, &req, (int)fs->cfg.jpeg_quality, out, size);
+}
+
+/* An image's size is known once it is encoded, so a lookup encodes it (it is one frame) and
+ * the size table keeps the bytes for the open that follows. */
+static int image_size(struct vidfs *fs, struct media *m, const struct vpath *vp, int w, int h,
+                      uint64_t *size)
+{
+    struct size_key k = image_key(m, vp, w, h);
+    if (size_table_get(fs->sizes, &k, size))
+        return 0;
+    uint8_t *bytes;
+    size_t n;
+    int ret = make_image(fs, m, vp, w, h, &bytes, &n);
+    if (ret < 0)
+        return ret;
+    size_table_keep(fs->sizes, &k, bytes, n);
+    *size = n;
+    return 0;
+}
+
 /* Modes derive from the source's, less the write bits, and the kernel enforces them
  * (default_permissions): a directory made from a video is r-x where the video is
  * readable, the files made from it are readable where it is. */
@@ -170,9 +204,7 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
     case VPATH_BATCH:
         ret = frame_geometry(m, vp, &w, &h, &fsize);
         if (ret == 0 && !format_is_raw(vp->format))
-            fsize = size_table_get(fs->sizes, m->id, vp->first, w, h, vp->format, &produced)
-                        ? produced
-                        : format_frame_size(FORMAT_RGB, w, h);
+            ret = image_size(fs, m, vp, w, h, &fsize);
         size = (off_t)fsize * vpath_count(vp);
         break;
     case VPATH_SEGMENT: {
@@ -182,7 +214,7 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
             break;
         }
         size = segment_size(fs->segmenter, m, &req, &produced) == 0 ? (off_t)produced
-                                                                    : SEGMENT_SIZE_GUESS;
+                                                                    : SEGMENT_SIZE_UNMADE;
         break;
     }
     default:
@@ -196,6 +228,37 @@ static int getattr_media(struct vidfs *fs, const char *path, const struct vpath 
     return ret;
 }
 
+static char *fs_stats(struct vidfs *fs)
+{
+    struct stats_sources src = {
+        .cache = fs->cache,
+        .pool = fs->pool,
+        .reader = fs->reader,
+        .segmenter = fs->segmenter,
+        .bytes_served = __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED),
+        .files_opened = __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED),
+    };
+    return stats_json(&src);
+}
+
+/* /.vidfs and stats.json, whose size is the length of the text an open would get now. */
+static int getattr_ctl(struct vidfs *fs, const struct vpath *vp, struct stat *st)
+{
+    struct stat src;
+    if (fstat(fs->src_fd, &src) < 0)
+        return -errno;
+    size_t len = 0;
+    if (vp->kind == VPATH_STATS) {
+        char *text = fs_stats(fs);
+        if (!text)
+            return -ENOMEM;
+        len = strlen(text);
+        free(text);
+    }
+    fill_stat(st, &src, vp->kind == VPATH_CTL_DIR, (off_t)len);
+    return 0;
+}
+
 static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     (void)fi;
@@ -204,13 +267,9 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     int ret = resolve(fs, path, &vp);
     if (ret < 0)
         return ret;
+    if (vp.kind == VPATH_CTL_DIR || vp.kind == VPATH_STATS)
+        return getattr_ctl(fs, &vp, st);
     struct stat src;
-    if (vp.kind == VPATH_CTL_DIR || vp.kind == VPATH_STATS) {
-        if (fstat(fs->src_fd, &src) < 0)
-            return -errno;
-        fill_stat(st, &src, vp.kind == VPATH_CTL_DIR, 0);
-        return 0;
-    }
     char rel[PATH_MAX];
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
     if ((ret = source_stat(fs->src, rel, &src)) < 0)
@@ -383,19 +442,20 @@ static int set_text(struct handle *h, char *text)
     return 0;
 }
 
-/* png/jpg: decoded and encoded at open, so that read serves bytes and stat gets exact. */
+/* png/jpg: the bytes the lookup just encoded, else encoded now. */
 static int open_image(struct vidfs *fs, struct handle *h)
 {
-    struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
+    struct size_key k = image_key(h->m, &h->vp, h->w, h->h);
     uint8_t *out;
     size_t size;
-    int ret = render_image(fs->reader, h->m, h->vp.first, &req, (int)fs->cfg.jpeg_quality, &out,
-                           &size);
-    if (ret < 0)
-        return ret;
+    if (!size_table_take(fs->sizes, &k, &out, &size)) {
+        int ret = make_image(fs, h->m, &h->vp, h->w, h->h, &out, &size);
+        if (ret < 0)
+            return ret;
+        size_table_put(fs->sizes, &k, size);
+    }
     h->buf = (char *)out;
     h->len = size;
-    size_table_put(fs->sizes, h->m->id, h->vp.first, h->w, h->h, h->vp.format, size);
     return 0;
 }
 
@@ -434,19 +494,6 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
     default:
         return -EISDIR;
     }
-}
-
-static char *fs_stats(struct vidfs *fs)
-{
-    struct stats_sources src = {
-        .cache = fs->cache,
-        .pool = fs->pool,
-        .reader = fs->reader,
-        .segmenter = fs->segmenter,
-        .bytes_served = __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED),
-        .files_opened = __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED),
-    };
-    return stats_json(&src);
 }
 
 static int vidfs_open(const char *path, struct fuse_file_info *fi)

@@ -1,21 +1,39 @@
-/* Sizes of png/jpg frame files already produced, so stat is exact after the first open
- * (before it, a file's size is a guess: an encoded size is known only once encoded). */
+/* Encoded frame files (png, jpg) already produced: the size of each, so that stat is exact
+ * without encoding again, and the bytes of the last few, so that the open that follows a
+ * lookup serves what the lookup encoded (an encoded size is known only once encoded). */
 #ifndef VIDFS_SIZE_TABLE_H
 #define VIDFS_SIZE_TABLE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "format.h"
+
+/* One encoded frame file: a frame of a media (its id), at a view size, in a format. */
+struct size_key {
+    uint64_t media;
+    int frame, w, h;
+    enum format format;
+};
 
 struct size_table;
 
 int size_table_new(struct size_table **out);
 void size_table_free(struct size_table **t);
 
-/* 1 and *size when the file (media id, frame, view size, format) was produced, else 0. */
-int size_table_get(struct size_table *t, uint64_t media, int frame, int w, int h, enum format f,
-                   uint64_t *size);
-void size_table_put(struct size_table *t, uint64_t media, int frame, int w, int h, enum format f,
-                    uint64_t size);
+/* 1 and *size when k's file was produced (and its size not forgotten since), else 0. */
+int size_table_get(struct size_table *t, const struct size_key *k, uint64_t *size);
+
+/* Records the size of k's file. */
+void size_table_put(struct size_table *t, const struct size_key *k, uint64_t size);
+
+/* Records the size of k's file and keeps its bytes (taken over: malloc'd) for a while, for
+ * the open that follows a lookup. */
+void size_table_keep(struct size_table *t, const struct size_key *k, uint8_t *bytes,
+                     size_t size);
+
+/* 1, handing over k's kept bytes (the caller frees them; they are kept no more), or 0. */
+int size_table_take(struct size_table *t, const struct size_key *k, uint8_t **bytes,
+                    size_t *size);
 
 #endif

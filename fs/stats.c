@@ -1,19 +1,48 @@
-/* /.vidfs/stats.json: the counters of every layer, read when the file is opened. */
+/* /.vidfs/stats.json: the counters of every layer and the long work going on, read when
+ * the file is opened (and looked up: its size is the text's length). */
 #include "stats.h"
 #include "frame_cache.h"
 #include "pool.h"
+#include "progress.h"
 #include "reader.h"
 #include "segment.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
 static void add_u64(json_object *o, const char *key, uint64_t v)
 {
     json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+/* Long work going on: what, on what, how far, since when (UTC) and for how long. */
+static json_object *in_progress(void)
+{
+    json_object *a = json_object_new_array();
+    struct progress_info *works = malloc(sizeof(*works) * PROGRESS_SLOTS);
+    int n = works ? progress_list(works, PROGRESS_SLOTS) : 0;
+    for (int i = 0; i < n; i++) {
+        const struct progress_info *w = &works[i];
+        json_object *o = json_object_new_object();
+        char text[32];
+        struct tm tm;
+        json_object_object_add(o, "kind", json_object_new_string(progress_kind_name(w->kind)));
+        json_object_object_add(o, "name", json_object_new_string(w->name));
+        add_u64(o, "done", w->done);
+        add_u64(o, "total", w->total);
+        json_object_object_add(o, "unit", json_object_new_string(w->unit));
+        strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&w->started, &tm));
+        json_object_object_add(o, "started", json_object_new_string(text));
+        snprintf(text, sizeof(text), "%.3f", w->seconds);
+        json_object_object_add(o, "seconds", json_object_new_double_s(w->seconds, text));
+        json_object_array_add(a, o);
+    }
+    free(works);
+    return a;
 }
 
 char *stats_json(const struct stats_sources *src)
@@ -75,6 +104,7 @@ char *stats_json(const struct stats_sources *src)
     add_u64(x, "nvenc_encodes", ss.nvenc_encodes);
     add_u64(x, "cpu_encodes", ss.cpu_encodes);
     add_u64(x, "nvenc_fallbacks", ss.nvenc_fallbacks);
+    json_object_object_add(o, "in_progress", in_progress());
     char *s = NULL;
     const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
     size_t n = strlen(txt);

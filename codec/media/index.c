@@ -3,6 +3,7 @@
  * edit list's lead-in), which is the order in which libavcodec outputs their frames. */
 #include "index.h"
 #include "log.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -171,8 +172,23 @@ static int raw_too_small(const AVCodecParameters *par, const AVPacket *pkt)
            (int64_t)pkt->size * 8 < (int64_t)par->width * par->height;
 }
 
+/* A scan's progress: bytes of the file read so far (packets of other streams included). */
+static struct progress *scan_begin(AVFormatContext *fmt)
+{
+    int64_t size = fmt->pb ? avio_size(fmt->pb) : -1;
+    return progress_begin(PROGRESS_INDEX, fmt->url, size > 0 ? (uint64_t)size : 0, "bytes");
+}
+
+static void scan_update(struct progress *p, AVFormatContext *fmt)
+{
+    int64_t pos = fmt->pb ? avio_tell(fmt->pb) : -1;
+    if (pos >= 0)
+        progress_update(p, (uint64_t)pos);
+}
+
 int index_build(AVFormatContext *fmt, int stream, struct index **out)
 {
+    struct progress *progress = scan_begin(fmt);
     struct index *ix = calloc(1, sizeof(*ix));
     AVPacket *pkt = av_packet_alloc();
     int64_t *dur = NULL;
@@ -186,6 +202,7 @@ int index_build(AVFormatContext *fmt, int stream, struct index **out)
     typer_init(&typer, fmt->streams[stream]->codecpar);
     ix->time_base = fmt->streams[stream]->time_base;
     while ((ret = av_read_frame(fmt, pkt)) >= 0) {
+        scan_update(progress, fmt);
         if (pkt->stream_index != stream) {
             av_packet_unref(pkt);
             continue;
@@ -228,9 +245,11 @@ int index_build(AVFormatContext *fmt, int stream, struct index **out)
     free(is_b);
     free(dur);
     av_packet_free(&pkt);
+    progress_end(&progress);
     *out = ix;
     return 0;
 fail:
+    progress_end(&progress);
     typer_close(&typer);
     free(is_b);
     free(dur);

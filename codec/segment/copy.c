@@ -5,6 +5,7 @@
 #include "index.h"
 #include "log.h"
 #include "media.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -209,7 +210,7 @@ static int annexb_write(struct annexb *ab, AVFormatContext *oc, AVPacket *pkt)
 }
 
 int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
-               const struct output_container *c, const char *path)
+               const struct output_container *c, const char *path, struct progress *progress)
 {
     struct output o = {0};
     struct audio *a = NULL;
@@ -274,6 +275,7 @@ int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
             int64_t lead = (int64_t)(AUDIO_LEAD_S / av_q2d(m->time_base));
             if ((ret = audio_pump(a, &o, m, at + lead)) < 0)
                 goto fail;
+            progress_update(progress, (uint64_t)(cur + 1 - r->start_packet));
             i++;
         }
         while (i < cp.n) {

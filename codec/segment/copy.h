@@ -7,9 +7,11 @@
 #include "range.h"
 
 struct media;
+struct progress;
 
-/* Writes the packets of range r of m (and its audio as `audio` says) into path. */
+/* Writes the packets of range r of m (and its audio as `audio` says) into path; counts in
+ * progress (may be NULL) the packets of [r->start_packet, r->end_packet) passed. */
 int copy_write(enum audio_mode audio, struct media *m, const struct range *r,
-               const struct output_container *c, const char *path);
+               const struct output_container *c, const char *path, struct progress *progress);
 
 #endif

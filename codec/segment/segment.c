@@ -10,6 +10,7 @@
 #include "encode.h"
 #include "log.h"
 #include "media.h"
+#include "progress.h"
 #include "range.h"
 #include "store.h"
 #include "transcode.h"
@@ -172,25 +173,54 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The segment's path in the mount, for stats.json and log lines: the stream's own when the
+ * source has several. */
+static void segment_path(const struct media *m, const struct segment_req *req, char *buf,
+                         size_t size)
+{
+    char stream[32] = "";
+    if (m->nb_video_streams > 1)
+        snprintf(stream, sizeof(stream), "/streams/%d", m->stream);
+    snprintf(buf, size, "%s%s/segments/%.15g-%.15g.%s%s", m->path, stream, req->start,
+             req->end, req->copy ? "copy." : "", req->container);
+}
+
+/* Makes the segment named name into a temporary file of the store (stats.json lists it
+ * meanwhile). */
+static int write_tmp(struct segmenter *sg, struct media *m, const struct segment_req *req,
+                     const struct range *r, const char *name, const char *tmp, int *fell_back,
+                     const char **encoder)
+{
+    const struct output_container *c = output_container_find(req->container);
+    uint64_t total = req->copy ? (uint64_t)(r->end_packet - r->start_packet)
+                               : (uint64_t)(r->last - r->first);
+    struct progress *p = progress_begin(PROGRESS_SEGMENT, name, total,
+                                        req->copy ? "packets" : "frames");
+    /* The muxer writes by name; the caller's descriptor, still open, serves the result. */
+    struct transcode_opts to = {sg->reader, &sg->enc, sg->sessions, sg->audio, p};
+    int ret = req->copy ? copy_write(sg->audio, m, r, c, tmp, p)
+                        : transcode_write(&to, m, r, c, tmp, fell_back, encoder);
+    progress_end(&p);
+    return ret;
+}
+
 /* Writes the segment into the store under key, holding its store lock: *fd and *size,
  * the file (unlinked when too large for the store). */
 static int produce_locked(struct segmenter *sg, struct media *m, const struct segment_req *req,
                           const struct range *r, struct store_lock *l, int *fd,
                           uint64_t *size)
 {
-    const struct output_container *c = output_container_find(req->container);
     const char *tmp, *encoder = "copy";
     int tfd, fell_back = 0;
     double t0 = now_s();
+    char name[PROGRESS_NAME_MAX];
+    segment_path(m, req, name, sizeof(name));
     int ret = store_tmp(l, &tfd, &tmp);
     if (ret < 0) {
         log_error("segments: no temporary file in the store: %s", strerror(-ret));
         return ret == -ENOMEM ? ret : -EIO;
     }
-    /* The muxer writes by name; tfd, still open, serves the result. */
-    struct transcode_opts to = {sg->reader, &sg->enc, sg->sessions, sg->audio};
-    ret = req->copy ? copy_write(sg->audio, m, r, c, tmp)
-                    : transcode_write(&to, m, r, c, tmp, &fell_back, &encoder);
+    ret = write_tmp(sg, m, req, r, name, tmp, &fell_back, &encoder);
     if (ret == 0 && (ret = store_commit(l, tfd, size)) < 0)
         log_error("segments: cannot commit %s to the store: %s", tmp, strerror(-ret));
     if (ret < 0) {
@@ -207,9 +237,8 @@ static int produce_locked(struct segmenter *sg, struct media *m, const struct se
         atomic_fetch_add(&sg->nvenc_encodes, 1);
     if (fell_back)
         atomic_fetch_add(&sg->nvenc_fallbacks, 1);
-    log_info("%s: segment %g-%g.%s%s: frames %d-%d, %s, %" PRIu64 " bytes in %.2f s", m->path,
-             req->start, req->end, req->copy ? "copy." : "", req->container, r->first,
-             r->last - 1, encoder, *size, now_s() - t0);
+    log_info("%s: frames %d-%d, %s, %" PRIu64 " bytes in %.2f s", name, r->first, r->last - 1,
+             encoder, *size, now_s() - t0);
     *fd = tfd;
     return 0;
 }

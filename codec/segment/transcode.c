@@ -8,6 +8,7 @@
 #include "index.h"
 #include "log.h"
 #include "media.h"
+#include "progress.h"
 #include "reader.h"
 
 #include <errno.h>
@@ -141,6 +142,7 @@ int transcode_write(const struct transcode_opts *opts, struct media *m, const st
         if (ret < 0 || (ret = drain(&t)) < 0)
             goto fail;
         t.frames++;
+        progress_update(opts->progress, (uint64_t)(n + 1 - r->first));
     }
     if (!t.frames) {
         log_error("%s: no frame of [%d, %d) decodes; no segment", m->path, r->first, r->last);

@@ -8,6 +8,7 @@
 #include "range.h"
 
 struct media;
+struct progress;
 struct reader;
 
 struct transcode_opts {
@@ -15,6 +16,7 @@ struct transcode_opts {
     const struct encode_settings *enc;
     struct encode_sessions *sessions;
     enum audio_mode audio;
+    struct progress *progress; /* frames encoded, of r's; NULL: not counted */
 };
 
 /* Encodes the frames of range r of m into path. *fell_back: an NVENC encode went to the
