@@ -82,10 +82,11 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
     }
 }
 
+/* st: the source's stat just taken, or NULL. */
 static int media_of(struct vidfs *fs, const char *path, const struct vpath *vp,
-                    struct media **m)
+                    const struct stat *st, struct media **m)
 {
-    int ret = media_table_get(fs->media, rel_of(path), rel_len(path, vp), vp->stream, m);
+    int ret = media_table_get(fs->media, rel_of(path), rel_len(path, vp), vp->stream, st, m);
     if (ret < 0)
         return ret;
     if (vp->stream >= 0 && (*m)->stream != vp->stream) {
@@ -140,10 +141,10 @@ static int has_stream(const struct media *m, int stream)
 }
 
 static int getattr_media(struct vidfs *fs, const char *path, const struct vpath *vp,
-                         struct stat *st)
+                         const struct stat *src, struct stat *st)
 {
     struct media *m;
-    int ret = media_of(fs, path, vp, &m);
+    int ret = media_of(fs, path, vp, src, &m);
     if (ret < 0)
         return ret;
     off_t size = 0;
@@ -229,17 +230,21 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
         st->st_mode |= src.st_mode & 0111;
         return 0;
     }
-    if (vp.kind == VPATH_FRAMES_CSV) {
-        char *csv;
-        size_t len;
-        ret = media_table_csv(fs->media, rel_of(path), rel_len(path, &vp), vp.stream, &csv, &len);
-        if (ret < 0)
-            return ret;
-        free(csv);
-        fill_stat(st, &src, 0, (off_t)len);
+    /* A video's directory is its source's stat: `ls -l` of a folder opens no video. */
+    if (vp.kind == VPATH_VIDEO_DIR && vp.stream < 0) {
+        fill_stat(st, &src, 1, 0);
         return 0;
     }
-    return getattr_media(fs, path, &vp, st);
+    if (vp.kind == VPATH_FRAMES_CSV) {
+        uint64_t size;
+        ret = media_table_csv_size(fs->media, rel_of(path), rel_len(path, &vp), vp.stream, &src,
+                                   &size);
+        if (ret < 0)
+            return ret;
+        fill_stat(st, &src, 0, (off_t)size);
+        return 0;
+    }
+    return getattr_media(fs, path, &vp, &src, st);
 }
 
 /* ---- directories ---- */
@@ -277,7 +282,7 @@ static int readdir_media(struct vidfs *fs, const char *path, const struct vpath 
                          void *buf, fuse_fill_dir_t fill)
 {
     struct media *m;
-    int ret = media_of(fs, path, vp, &m);
+    int ret = media_of(fs, path, vp, NULL, &m);
     if (ret < 0)
         return ret;
     char name[64];
@@ -402,7 +407,7 @@ static int open_image(struct vidfs *fs, struct handle *h)
 static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
                            struct fuse_file_info *fi)
 {
-    int ret = media_of(fs, path, &h->vp, &h->m);
+    int ret = media_of(fs, path, &h->vp, NULL, &h->m);
     if (ret < 0)
         return ret;
     if (h->vp.stream >= 0 && !has_stream(h->m, h->vp.stream))
