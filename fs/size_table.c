@@ -1,5 +1,6 @@
 /* Sizes of encoded frame files already produced: a direct-mapped table (a collision only
- * forgets a size, which the next open makes again). */
+ * forgets a size, which the next open makes again). Slots are locked in stripes, so stats
+ * of different frames seldom wait on each other. */
 #include "size_table.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 
 #define SIZE_SLOTS 4096
+#define SIZE_LOCKS 64 /* slot i is under lock i % SIZE_LOCKS */
 
 struct size_slot {
     uint64_t media;
@@ -16,7 +18,7 @@ struct size_slot {
 };
 
 struct size_table {
-    pthread_mutex_t lock;
+    pthread_mutex_t locks[SIZE_LOCKS];
     struct size_slot slots[SIZE_SLOTS];
 };
 
@@ -25,7 +27,8 @@ int size_table_new(struct size_table **out)
     struct size_table *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
-    pthread_mutex_init(&t->lock, NULL);
+    for (int i = 0; i < SIZE_LOCKS; i++)
+        pthread_mutex_init(&t->locks[i], NULL);
     *out = t;
     return 0;
 }
@@ -35,37 +38,43 @@ void size_table_free(struct size_table **tp)
     struct size_table *t = *tp;
     if (!t)
         return;
-    pthread_mutex_destroy(&t->lock);
+    for (int i = 0; i < SIZE_LOCKS; i++)
+        pthread_mutex_destroy(&t->locks[i]);
     free(t);
     *tp = NULL;
 }
 
-static struct size_slot *size_slot(struct size_table *t, uint64_t media, int frame, int w, int h,
-                                   enum format f)
+/* The slot of a file, its stripe locked (size_slot_unlock drops it). */
+static struct size_slot *size_slot_lock(struct size_table *t, uint64_t media, int frame, int w,
+                                        int h, enum format f)
 {
     uint64_t k = media * 31 + (uint64_t)frame * 7919 + (uint64_t)w * 131 + (uint64_t)h * 17 + f;
+    pthread_mutex_lock(&t->locks[k % SIZE_SLOTS % SIZE_LOCKS]);
     return &t->slots[k % SIZE_SLOTS];
+}
+
+static void size_slot_unlock(struct size_table *t, const struct size_slot *s)
+{
+    pthread_mutex_unlock(&t->locks[(size_t)(s - t->slots) % SIZE_LOCKS]);
 }
 
 int size_table_get(struct size_table *t, uint64_t media, int frame, int w, int h, enum format f,
                    uint64_t *size)
 {
-    pthread_mutex_lock(&t->lock);
-    struct size_slot *s = size_slot(t, media, frame, w, h, f);
+    struct size_slot *s = size_slot_lock(t, media, frame, w, h, f);
     int hit = s->media == media && s->frame == frame && s->w == w && s->h == h &&
               s->format == f && s->size;
     if (hit)
         *size = s->size;
-    pthread_mutex_unlock(&t->lock);
+    size_slot_unlock(t, s);
     return hit;
 }
 
 void size_table_put(struct size_table *t, uint64_t media, int frame, int w, int h, enum format f,
                     uint64_t size)
 {
-    pthread_mutex_lock(&t->lock);
-    *size_slot(t, media, frame, w, h, f) =
-        (struct size_slot){.media = media, .frame = frame, .w = w, .h = h, .format = f,
-                           .size = size};
-    pthread_mutex_unlock(&t->lock);
+    struct size_slot *s = size_slot_lock(t, media, frame, w, h, f);
+    *s = (struct size_slot){.media = media, .frame = frame, .w = w, .h = h, .format = f,
+                            .size = size};
+    size_slot_unlock(t, s);
 }
