@@ -63,9 +63,12 @@ static size_t rel_len(const char *path, const struct vpath *vp)
 }
 
 /* Parses path; a component with a video extension that is a directory in the source is
- * mirrored like any directory, so the parse is retried past it. */
-static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
+ * mirrored like any directory, so the parse is retried past it. *stated is set when *st is
+ * the stat of vp's source path, taken on the way (getattr then need not take it again). */
+static int resolve_stat(struct vidfs *fs, const char *path, struct vpath *vp, struct stat *st,
+                        int *stated)
 {
+    *stated = 0;
     for (int skip = 0;; skip++) {
         int ret = vpath_parse(path, fs->cfg.extensions, skip, vp);
         if ((ret == 0 && vp->kind == VPATH_PLAIN) || vp->src_len == 0)
@@ -76,10 +79,20 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
             return -ENAMETOOLONG;
         memcpy(prefix, rel_of(path), n);
         prefix[n] = '\0';
-        struct stat st;
-        if (source_stat(fs->src, prefix, &st) < 0 || !S_ISDIR(st.st_mode))
+        if (source_stat(fs->src, prefix, st) < 0)
             return ret;
+        if (!S_ISDIR(st->st_mode)) {
+            *stated = 1;
+            return ret;
+        }
     }
+}
+
+static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
+{
+    struct stat st;
+    int stated;
+    return resolve_stat(fs, path, vp, &st, &stated);
 }
 
 /* st: the source's stat just taken, or NULL. */
@@ -130,6 +143,13 @@ static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t si
     st->st_atim = src->st_atim;
     st->st_mtim = src->st_mtim;
     st->st_ctim = src->st_ctim;
+}
+
+/* A file or directory of the source, passed through: x bits too. */
+static void stat_passed(struct stat *st, const struct stat *src)
+{
+    fill_stat(st, src, S_ISDIR(src->st_mode), S_ISREG(src->st_mode) ? src->st_size : 0);
+    st->st_mode |= src->st_mode & 0111;
 }
 
 static int has_stream(const struct media *m, int stream)
@@ -202,10 +222,11 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     (void)fi;
     struct vidfs *fs = get_fs();
     struct vpath vp;
-    int ret = resolve(fs, path, &vp);
+    struct stat src;
+    int stated;
+    int ret = resolve_stat(fs, path, &vp, &src, &stated);
     if (ret < 0)
         return ret;
-    struct stat src;
     if (vp.kind == VPATH_CTL_DIR || vp.kind == VPATH_STATS) {
         if (fstat(fs->src_fd, &src) < 0)
             return -errno;
@@ -214,20 +235,18 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     }
     char rel[PATH_MAX];
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
-    if ((ret = source_stat(fs->src, rel, &src)) < 0)
+    if (!stated && (ret = source_stat(fs->src, rel, &src)) < 0)
         return ret;
     if (vp.kind == VPATH_PLAIN) {
         if (!S_ISDIR(src.st_mode) && !S_ISREG(src.st_mode))
             return -ENOENT;
-        fill_stat(st, &src, S_ISDIR(src.st_mode), S_ISREG(src.st_mode) ? src.st_size : 0);
-        st->st_mode |= src.st_mode & 0111; /* passed through: x bits too */
+        stat_passed(st, &src);
         return 0;
     }
     if (!S_ISREG(src.st_mode))
         return -ENOENT;
     if (vp.kind == VPATH_SOURCE) {
-        fill_stat(st, &src, 0, src.st_size);
-        st->st_mode |= src.st_mode & 0111;
+        stat_passed(st, &src);
         return 0;
     }
     /* A video's directory is its source's stat: `ls -l` of a folder opens no video. */
