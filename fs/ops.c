@@ -268,32 +268,59 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
 
 /* ---- directories ---- */
 
-static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill_dir_t fill)
+/* A source directory being listed, open from opendir to releasedir, so that a listing given
+ * in pieces goes on where the last piece stopped. Its offsets: 1, 2 (and 3 at the root) for
+ * ".", ".." (and ".vidfs"), then one a name listed. */
+struct dir_list {
+    DIR *d;
+    off_t given; /* names of d listed so far */
+};
+
+/* Whether entry name of the directory d (rel) is listed, and its stat as getattr gives it. */
+static int list_stat(struct vidfs *fs, DIR *d, const char *rel, const char *name,
+                     struct stat *out)
 {
-    int fd;
     struct stat st;
-    int ret = source_open(fs->src, rel, 1, &fd, &st);
-    if (ret < 0)
-        return ret;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -ENOMEM;
+    if (!strcmp(name, ".") || !strcmp(name, "..") ||
+        source_stat_entry(fs->src, dirfd(d), rel, name, &st) < 0 ||
+        (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
+        return 0;
+    const char *dot = strrchr(name, '.');
+    if (S_ISREG(st.st_mode) && dot && dot > name &&
+        vpath_ext_match(fs->cfg.extensions, dot + 1, strlen(dot + 1)))
+        fill_stat(out, &st, 1, 0);
+    else
+        stat_passed(out, &st);
+    return 1;
+}
+
+/* Lists from offset off on. With offsets, libfuse passes each name's attributes to the
+ * kernel when it asks for them (readdirplus), which spares it a lookup a name: `ls -l`
+ * then costs one getattr a name. */
+static int readdir_plain(struct vidfs *fs, struct dir_list *l, const char *rel, off_t off,
+                         int plus, void *buf, fuse_fill_dir_t fill)
+{
+    static const char *const dots[] = {".", "..", ".vidfs"};
+    off_t ndots = *rel ? 2 : 3;
+    for (off_t i = off; i < ndots; i++)
+        if (fill(buf, dots[i], NULL, i + 1, 0))
+            return 0;
+    if (off < ndots + l->given) {
+        rewinddir(l->d);
+        l->given = 0;
     }
     struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-            source_stat_entry(fs->src, dirfd(d), rel, de->d_name, &st) < 0 ||
-            (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
+    struct stat st;
+    for (long at = telldir(l->d); (de = readdir(l->d)); at = telldir(l->d)) {
+        if (!list_stat(fs, l->d, rel, de->d_name, &st))
             continue;
-        const char *dot = strrchr(de->d_name, '.');
-        int video = S_ISREG(st.st_mode) && dot && dot > de->d_name &&
-                    vpath_ext_match(fs->cfg.extensions, dot + 1, strlen(dot + 1));
-        struct stat out = {.st_mode = video || S_ISDIR(st.st_mode) ? S_IFDIR : S_IFREG};
-        if (fill(buf, de->d_name, &out, 0, 0))
+        off_t i = ndots + ++l->given;
+        if (i > off && fill(buf, de->d_name, &st, i, plus ? FUSE_FILL_DIR_PLUS : 0)) {
+            seekdir(l->d, at); /* did not fit: the next piece starts with it */
+            l->given--;
             break;
+        }
     }
-    closedir(d);
     return 0;
 }
 
@@ -347,24 +374,57 @@ static int readdir_media(struct vidfs *fs, const char *path, const struct vpath 
 static int vidfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
                          struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    (void)off, (void)fi, (void)flags;
     struct vidfs *fs = get_fs();
     struct vpath vp;
     int ret = resolve(fs, path, &vp);
     if (ret < 0)
         return ret;
+    struct dir_list *l = (struct dir_list *)(uintptr_t)fi->fh;
+    if (vp.kind == VPATH_PLAIN)
+        return l ? readdir_plain(fs, l, rel_of(path), off, flags & FUSE_READDIR_PLUS, buf, fill)
+                 : -EIO;
     fill(buf, ".", NULL, 0, 0);
     fill(buf, "..", NULL, 0, 0);
     if (vp.kind == VPATH_CTL_DIR) {
         fill(buf, "stats.json", NULL, 0, 0);
         return 0;
     }
-    if (vp.kind == VPATH_PLAIN) {
-        if (!*rel_of(path))
-            fill(buf, ".vidfs", NULL, 0, 0);
-        return readdir_plain(fs, rel_of(path), buf, fill);
-    }
     return readdir_media(fs, path, &vp, buf, fill);
+}
+
+static int vidfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+    struct vidfs *fs = get_fs();
+    struct vpath vp;
+    int ret = resolve(fs, path, &vp);
+    if (ret < 0 || vp.kind != VPATH_PLAIN)
+        return ret; /* the tree of a video is listed from its media, without a handle */
+    struct dir_list *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    int fd;
+    struct stat st;
+    ret = source_open(fs->src, rel_of(path), 1, &fd, &st);
+    if (ret == 0 && !(l->d = fdopendir(fd))) {
+        close(fd);
+        ret = -ENOMEM;
+    }
+    if (ret < 0) {
+        free(l);
+        return ret;
+    }
+    fi->fh = (uintptr_t)l;
+    return 0;
+}
+
+static int vidfs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct dir_list *l = (struct dir_list *)(uintptr_t)fi->fh;
+    if (l)
+        closedir(l->d);
+    free(l);
+    return 0;
 }
 
 /* ---- files ---- */
@@ -707,7 +767,9 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 const struct fuse_operations vidfs_ops = {
     .init = vidfs_init,
     .getattr = vidfs_getattr,
+    .opendir = vidfs_opendir,
     .readdir = vidfs_readdir,
+    .releasedir = vidfs_releasedir,
     .open = vidfs_open,
     .read = vidfs_read,
     .read_buf = vidfs_read_buf,

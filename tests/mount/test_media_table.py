@@ -66,17 +66,28 @@ def expected(corpus):
 
 def test_listing_a_folder_indexes_nothing(make_mount, workdir, corpus):
     """`ls -l` of a folder of videos needs only the sources' stat: nothing probed, nothing
-    indexed (a video directory's stat is its source's)."""
-    src, names = linked_folder(workdir, corpus, "listing.src", 30)
+    indexed (a video directory's stat is its source's). The listing comes in many pieces
+    (readdirplus with offsets): every name once, with what stat gives."""
+    src, names = linked_folder(workdir, corpus, "listing.src", 1500)
+    with open(os.path.join(src, "notes.txt"), "w") as f:
+        f.write("plain\n")
+    os.mkdir(os.path.join(src, "sub"))
+    os.mkfifo(os.path.join(src, "fifo"))  # not listed
     cache = os.path.join(workdir, "listing.cache")
     shutil.rmtree(cache, ignore_errors=True)
     m = make_mount(src, "listing", cache_dir=cache)
     out = subprocess.run(["ls", "-l", m.mnt], check=True, capture_output=True, text=True).stdout
-    assert sum(1 for line in out.splitlines() if line.startswith("d")) == len(names)
-    for name, _ in names:
-        st, sst = os.stat(os.path.join(m.mnt, name)), os.stat(os.path.join(src, name))
-        assert st.st_mode & 0o40000 and st.st_mtime_ns == sst.st_mtime_ns, name
-        assert st.st_uid == sst.st_uid and st.st_ctime_ns == sst.st_ctime_ns, name
+    assert sum(1 for line in out.splitlines() if line.startswith("d")) == len(names) + 1
+    want = sorted([n for n, _ in names] + ["notes.txt", "sub", ".vidfs"])
+    assert sorted(os.listdir(m.mnt)) == want
+    for e in os.scandir(m.mnt):
+        st = e.stat(follow_symlinks=False)
+        assert st.st_mode == os.stat(e.path).st_mode, e.name
+        if e.name.startswith("v"):
+            sst = os.stat(os.path.join(src, e.name))
+            assert e.is_dir() and st.st_mtime_ns == sst.st_mtime_ns, e.name
+            assert st.st_uid == sst.st_uid and st.st_ctime_ns == sst.st_ctime_ns, e.name
+    assert os.stat(os.path.join(m.mnt, "notes.txt")).st_size == 6
     stored = [f for f in os.listdir(cache) if f.startswith("index-")]
     assert not stored, f"listing indexed {len(stored)} videos: {stored[:3]}"
     # and the media is opened once something inside is asked for
