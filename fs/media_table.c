@@ -302,17 +302,30 @@ int media_table_get(struct media_table *t, const char *rel, size_t len, int stre
     return lookup(t, &k, st, out, &csv_size);
 }
 
+/* The media of k's frames.csv and the entry's count of it (-1: none yet); -EIO for a media
+ * FFmpeg cannot read. */
+static int csv_media(struct media_table *t, const struct key *k, const struct stat *st,
+                     struct media **m, int64_t *counted)
+{
+    int ret = lookup(t, k, st, m, counted);
+    if (ret == 0 && (*m)->error) {
+        media_unref(m);
+        ret = -EIO;
+    }
+    return ret;
+}
+
 int media_table_csv(struct media_table *t, const char *rel, size_t rlen, int stream, char **out,
                     size_t *len)
 {
     struct key k = make_key(rel, rlen, stream);
     struct media *m;
-    int64_t csv_size;
-    int ret = lookup(t, &k, NULL, &m, &csv_size);
+    int64_t counted;
+    int ret = csv_media(t, &k, NULL, &m, &counted);
     if (ret < 0)
         return ret;
-    ret = m->error ? -EIO : meta_frames_csv(m->index, out, len);
-    if (ret == 0 && csv_size < 0)
+    ret = meta_frames_csv(m->index, out, len);
+    if (ret == 0 && counted < 0)
         keep_csv_size(t, &k, m, *len);
     media_unref(&m);
     return ret;
@@ -323,20 +336,15 @@ int media_table_csv_size(struct media_table *t, const char *rel, size_t rlen, in
 {
     struct key k = make_key(rel, rlen, stream);
     struct media *m;
-    int64_t csv_size;
-    int ret = lookup(t, &k, st, &m, &csv_size);
+    int64_t counted;
+    int ret = csv_media(t, &k, st, &m, &counted);
     if (ret < 0)
         return ret;
-    if (m->error) {
-        ret = -EIO;
-    } else if (csv_size >= 0) {
-        *size = (uint64_t)csv_size;
-    } else {
-        *size = meta_frames_csv_size(m->index);
+    *size = counted >= 0 ? (uint64_t)counted : meta_frames_csv_size(m->index);
+    if (counted < 0)
         keep_csv_size(t, &k, m, *size);
-    }
     media_unref(&m);
-    return ret;
+    return 0;
 }
 
 /* ---- the table ---- */
