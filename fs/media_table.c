@@ -1,6 +1,9 @@
-/* The table of open media: one slot a (source path, stream), checked against the source's
- * stat on every lookup, so a changed file is indexed again; least recently used slots are
- * reused. frames.csv is made once a media and kept beside it. */
+/* The table of open media: a hash table of (source path, stream) entries split into shards,
+ * each with its own lock, so lookups of different videos seldom share a lock and none scans
+ * the table. Every lookup checks the entry against the source's stat, so a changed file is
+ * indexed again. Each shard keeps its entries in least recently used order and drops the
+ * oldest past its share of the bound. Locks are held only to find and link entries: opening
+ * a media (probe, index) runs unlocked while lookups of the same one wait for it. */
 #include "media_table.h"
 #include "log.h"
 #include "media.h"
@@ -13,55 +16,191 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#define MEDIA_SLOTS 256
+/* More shards than this buy nothing: a lock is held for a few compares. */
+#define MAX_SHARDS 16
+/* A shard's LRU order is only as good as its share of the bound is large. */
+#define MIN_SHARD_CAP 16
 
-struct media_slot {
-    char *key; /* "relpath\nstream" */
-    struct media *m;
-    char *csv;
-    size_t csv_len;
-    int opening;
-    uint64_t used;
+struct key {
+    const char *rel;
+    size_t len;
+    int stream;
+    uint64_t hash;
+};
+
+struct entry {
+    struct entry *next;            /* in its bucket */
+    struct entry *newer, *older;   /* in its shard's LRU ring */
+    uint64_t hash;
+    struct media *m;               /* NULL while it is being opened */
+    int64_t csv_size;              /* -1 until counted */
+    int stream;
+    size_t len;
+    char *rel;                     /* len bytes and a NUL, in the entry's block */
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    pthread_cond_t opened;
+    struct entry **buckets;
+    struct entry lru; /* ring head: lru.older is the newest entry, lru.newer the oldest */
+    int count;
+};
+
+/* The source directory, for media_table_new. */
+struct dir_source {
+    char *root;
+    struct source *src;
+    struct store *store;
 };
 
 struct media_table {
-    char *source;
-    struct source *src;
-    struct store *store;
-    pthread_mutex_t lock;
-    pthread_cond_t opened;
-    struct media_slot slots[MEDIA_SLOTS];
-    uint64_t tick;
+    const struct media_table_source *ops;
+    void *opaque;
+    struct dir_source *dir; /* owned, when the table is over the source directory */
+    unsigned nshards, nbuckets; /* powers of two; buckets a shard */
+    int cap;                    /* entries a shard */
+    struct shard shards[];
 };
 
-int media_table_new(const char *source, struct source *src, struct store *store,
-                    struct media_table **out)
+/* ---- the source directory ---- */
+
+static int dir_stat(void *opaque, const char *rel, struct stat *st)
 {
-    struct media_table *t = calloc(1, sizeof(*t));
-    if (!t)
-        return -ENOMEM;
-    t->source = strdup(source);
-    if (!t->source) {
-        free(t);
-        return -ENOMEM;
-    }
-    t->src = src;
-    t->store = store;
-    pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->opened, NULL);
-    *out = t;
-    return 0;
+    const struct dir_source *d = opaque;
+    return source_stat(d->src, rel, st);
 }
 
-static char *source_path(const struct media_table *t, const char *rel, size_t len)
+static int dir_open(void *opaque, const char *rel, int stream, struct media **out)
 {
-    size_t n = strlen(t->source) + len + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%.*s", t->source, (int)len, rel);
-    return p;
+    const struct dir_source *d = opaque;
+    size_t n = strlen(d->root) + strlen(rel) + 2;
+    char *path = malloc(n);
+    if (!path)
+        return -ENOMEM;
+    snprintf(path, n, "%s/%s", d->root, rel);
+    int fd;
+    struct stat st;
+    int ret = source_open(d->src, rel, 0, &fd, &st);
+    if (ret == 0)
+        ret = media_open(path, fd, stream, d->store, out);
+    free(path);
+    return ret;
+}
+
+static const struct media_table_source dir_ops = {
+    .stat = dir_stat,
+    .open = dir_open,
+};
+
+/* ---- entries ---- */
+
+/* FNV-1a, then a finalizer so that both the shard (low bits) and bucket (high bits) are
+ * spread. */
+static uint64_t key_hash(const char *rel, size_t len, int stream)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(unsigned)stream;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)rel[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ h >> 33;
+}
+
+static struct shard *shard_of(struct media_table *t, uint64_t hash)
+{
+    return &t->shards[hash & (t->nshards - 1)];
+}
+
+static struct entry **bucket_of(const struct media_table *t, struct shard *s, uint64_t hash)
+{
+    return &s->buckets[(hash >> 32) & (t->nbuckets - 1)];
+}
+
+static struct entry *find(const struct media_table *t, struct shard *s, const struct key *k)
+{
+    for (struct entry *e = *bucket_of(t, s, k->hash); e; e = e->next)
+        if (e->hash == k->hash && e->stream == k->stream && e->len == k->len &&
+            !memcmp(e->rel, k->rel, k->len))
+            return e;
+    return NULL;
+}
+
+static void lru_unlink(struct entry *e)
+{
+    e->newer->older = e->older;
+    e->older->newer = e->newer;
+}
+
+static void lru_push_newest(struct shard *s, struct entry *e)
+{
+    e->older = s->lru.older;
+    e->newer = &s->lru;
+    s->lru.older->newer = e;
+    s->lru.older = e;
+}
+
+static struct entry *entry_new(const struct key *k)
+{
+    struct entry *e = calloc(1, sizeof(*e) + k->len + 1);
+    if (!e)
+        return NULL;
+    e->hash = k->hash;
+    e->stream = k->stream;
+    e->len = k->len;
+    e->csv_size = -1;
+    e->rel = (char *)(e + 1);
+    memcpy(e->rel, k->rel, k->len);
+    return e;
+}
+
+static void link_entry(struct media_table *t, struct shard *s, struct entry *e)
+{
+    struct entry **b = bucket_of(t, s, e->hash);
+    e->next = *b;
+    *b = e;
+    lru_push_newest(s, e);
+    s->count++;
+}
+
+/* Takes e out of its shard; *dead collects it, to be freed once the lock is dropped (the
+ * last reference to a media closes and frees it). */
+static void unlink_entry(struct media_table *t, struct shard *s, struct entry *e,
+                         struct entry **dead)
+{
+    struct entry **p = bucket_of(t, s, e->hash);
+    while (*p != e)
+        p = &(*p)->next;
+    *p = e->next;
+    lru_unlink(e);
+    s->count--;
+    e->next = *dead;
+    *dead = e;
+}
+
+static void free_entries(struct entry *e)
+{
+    while (e) {
+        struct entry *next = e->next;
+        media_unref(&e->m);
+        free(e);
+        e = next;
+    }
+}
+
+/* Drops the oldest opened entries but keep while the shard is over its share; entries
+ * being opened stay (their openers hold them), so a shard can be over for that long. */
+static void evict(struct media_table *t, struct shard *s, const struct entry *keep,
+                  struct entry **dead)
+{
+    struct entry *e = s->lru.newer;
+    while (s->count > t->cap && e != &s->lru) {
+        struct entry *newer = e->newer;
+        if (e->m && e != keep)
+            unlink_entry(t, s, e, dead);
+        e = newer;
+    }
 }
 
 /* ctime too: a rewrite in place can keep size and mtime (utime), never ctime. */
@@ -72,130 +211,202 @@ static int same_file(const struct stat *a, const struct stat *b)
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-static void slot_clear(struct media_slot *s)
+/* Links a new entry for k and opens its media with the shard unlocked (lookups of it wait
+ * on `opened`); *out is the entry, opened, the lock held again. */
+static int open_entry(struct media_table *t, struct shard *s, const struct key *k,
+                      struct entry **out, struct entry **dead)
 {
-    free(s->key);
-    free(s->csv);
-    media_unref(&s->m);
-    *s = (struct media_slot){0};
-}
-
-static struct media_slot *slot_find(struct media_table *t, const char *key)
-{
-    for (int i = 0; i < MEDIA_SLOTS; i++)
-        if (t->slots[i].key && !strcmp(t->slots[i].key, key))
-            return &t->slots[i];
-    return NULL;
-}
-
-static struct media_slot *slot_take(struct media_table *t, const char *key)
-{
-    struct media_slot *lru = NULL;
-    for (int i = 0; i < MEDIA_SLOTS; i++) {
-        struct media_slot *s = &t->slots[i];
-        if (!s->key)
-            return s->key = strdup(key), s->key ? s : NULL;
-        if (!s->opening && (!lru || s->used < lru->used))
-            lru = s;
-    }
-    if (!lru)
-        return NULL;
-    slot_clear(lru);
-    lru->key = strdup(key);
-    return lru->key ? lru : NULL;
-}
-
-/* The media and its slot (valid under the lock). Only one thread opens a given media; the
- * others wait for it. */
-static int lookup(struct media_table *t, const char *rel, size_t len, int stream,
-                  struct media **out, struct media_slot **slot_out)
-{
-    char name[PATH_MAX], key[PATH_MAX + 16];
-    if (len >= PATH_MAX)
-        return -ENAMETOOLONG;
-    char *path = source_path(t, rel, len);
-    if (!path)
+    struct entry *e = entry_new(k);
+    if (!e)
         return -ENOMEM;
-    snprintf(name, sizeof(name), "%.*s", (int)len, rel);
-    struct stat st;
-    if (source_stat(t->src, name, &st) < 0 || !S_ISREG(st.st_mode)) {
-        free(path);
+    link_entry(t, s, e);
+    pthread_mutex_unlock(&s->lock);
+    struct media *m = NULL;
+    int ret = t->ops->open(t->opaque, e->rel, k->stream, &m);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->opened);
+    if (ret < 0) {
+        unlink_entry(t, s, e, dead);
+        return ret;
+    }
+    e->m = m;
+    evict(t, s, e, dead);
+    *out = e;
+    return 0;
+}
+
+/* The media of k, a new reference, checked against st (NULL: stat it here); *csv_size the
+ * entry's count of frames.csv, -1 if none yet. */
+static int lookup(struct media_table *t, const struct key *k, const struct stat *st,
+                  struct media **out, int64_t *csv_size)
+{
+    struct stat own;
+    if (!st) {
+        char name[PATH_MAX];
+        if (k->len >= sizeof(name))
+            return -ENAMETOOLONG;
+        memcpy(name, k->rel, k->len);
+        name[k->len] = '\0';
+        if (t->ops->stat(t->opaque, name, &own) < 0)
+            return -ENOENT;
+        st = &own;
+    }
+    if (!S_ISREG(st->st_mode))
         return -ENOENT;
-    }
-    snprintf(key, sizeof(key), "%s\n%d", name, stream);
-    pthread_mutex_lock(&t->lock);
-    struct media_slot *s;
-    while ((s = slot_find(t, key)) && s->opening)
-        pthread_cond_wait(&t->opened, &t->lock);
-    if (s && !same_file(&s->m->st, &st)) {
-        log_info("%s changed; indexing it again", path);
-        slot_clear(s);
-        s = NULL;
-    }
+    struct shard *s = shard_of(t, k->hash);
+    struct entry *e, *dead = NULL;
     int ret = 0;
-    if (!s) {
-        s = slot_take(t, key);
-        if (!s) {
-            ret = -ENOMEM;
-            goto out;
-        }
-        s->opening = 1;
-        pthread_mutex_unlock(&t->lock);
-        struct media *m = NULL;
-        int fd;
-        ret = source_open(t->src, name, 0, &fd, &st);
-        if (ret == 0)
-            ret = media_open(path, fd, stream, t->store, &m);
-        pthread_mutex_lock(&t->lock);
-        s->opening = 0;
-        s->m = m;
-        pthread_cond_broadcast(&t->opened);
-        if (ret < 0) {
-            slot_clear(s);
-            goto out;
-        }
+    pthread_mutex_lock(&s->lock);
+    while ((e = find(t, s, k)) && !e->m)
+        pthread_cond_wait(&s->opened, &s->lock);
+    if (e && !same_file(&e->m->st, st)) {
+        log_info("%s changed; indexing it again", e->m->path ? e->m->path : e->rel);
+        unlink_entry(t, s, e, &dead);
+        e = NULL;
     }
-    s->used = ++t->tick;
-    *out = media_ref(s->m);
-    if (slot_out)
-        *slot_out = s;
-out:
-    pthread_mutex_unlock(&t->lock);
-    free(path);
+    if (!e)
+        ret = open_entry(t, s, k, &e, &dead);
+    if (ret == 0) {
+        lru_unlink(e);
+        lru_push_newest(s, e);
+        *out = media_ref(e->m);
+        *csv_size = e->csv_size;
+    }
+    pthread_mutex_unlock(&s->lock);
+    free_entries(dead);
+    return ret;
+}
+
+/* Keeps the count of frames.csv beside m, if m is still k's media. */
+static void keep_csv_size(struct media_table *t, const struct key *k, const struct media *m,
+                          uint64_t size)
+{
+    struct shard *s = shard_of(t, k->hash);
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = find(t, s, k);
+    if (e && e->m == m)
+        e->csv_size = (int64_t)size;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static struct key make_key(const char *rel, size_t len, int stream)
+{
+    return (struct key){rel, len, stream, key_hash(rel, len, stream)};
+}
+
+int media_table_get(struct media_table *t, const char *rel, size_t len, int stream,
+                    const struct stat *st, struct media **out)
+{
+    struct key k = make_key(rel, len, stream);
+    int64_t csv_size;
+    return lookup(t, &k, st, out, &csv_size);
+}
+
+/* The media of k's frames.csv and the entry's count of it (-1: none yet); -EIO for a media
+ * FFmpeg cannot read. */
+static int csv_media(struct media_table *t, const struct key *k, const struct stat *st,
+                     struct media **m, int64_t *counted)
+{
+    int ret = lookup(t, k, st, m, counted);
+    if (ret == 0 && (*m)->error) {
+        media_unref(m);
+        ret = -EIO;
+    }
     return ret;
 }
 
 int media_table_csv(struct media_table *t, const char *rel, size_t rlen, int stream, char **out,
                     size_t *len)
 {
+    struct key k = make_key(rel, rlen, stream);
     struct media *m;
-    struct media_slot *s;
-    int ret = lookup(t, rel, rlen, stream, &m, &s);
+    int64_t counted;
+    int ret = csv_media(t, &k, NULL, &m, &counted);
     if (ret < 0)
         return ret;
-    if (m->error) {
-        media_unref(&m);
-        return -EIO;
-    }
-    pthread_mutex_lock(&t->lock);
-    if (!s->csv && s->m == m)
-        ret = meta_frames_csv(m->index, &s->csv, &s->csv_len);
-    if (ret == 0 && s->m == m) {
-        *out = malloc(s->csv_len);
-        *len = s->csv_len;
-        ret = *out ? (memcpy(*out, s->csv, s->csv_len), 0) : -ENOMEM;
-    } else if (ret == 0) {
-        ret = -EAGAIN;
-    }
-    pthread_mutex_unlock(&t->lock);
+    ret = meta_frames_csv(m->index, out, len);
+    if (ret == 0 && counted < 0)
+        keep_csv_size(t, &k, m, *len);
     media_unref(&m);
     return ret;
 }
 
-int media_table_get(struct media_table *t, const char *rel, size_t len, int stream,
-                    struct media **out)
+int media_table_csv_size(struct media_table *t, const char *rel, size_t rlen, int stream,
+                         const struct stat *st, uint64_t *size)
 {
-    return lookup(t, rel, len, stream, out, NULL);
+    struct key k = make_key(rel, rlen, stream);
+    struct media *m;
+    int64_t counted;
+    int ret = csv_media(t, &k, st, &m, &counted);
+    if (ret < 0)
+        return ret;
+    *size = counted >= 0 ? (uint64_t)counted : meta_frames_csv_size(m->index);
+    if (counted < 0)
+        keep_csv_size(t, &k, m, *size);
+    media_unref(&m);
+    return 0;
+}
+
+/* ---- the table ---- */
+
+static unsigned pow2_at_most(unsigned n)
+{
+    unsigned p = 1;
+    while (p * 2 <= n)
+        p *= 2;
+    return p;
+}
+
+int media_table_new_custom(const struct media_table_source *ops, void *opaque, int bound,
+                           struct media_table **out)
+{
+    unsigned want = bound > 0 ? (unsigned)bound : 1;
+    unsigned nshards = pow2_at_most(want / MIN_SHARD_CAP ? want / MIN_SHARD_CAP : 1);
+    if (nshards > MAX_SHARDS)
+        nshards = MAX_SHARDS;
+    struct media_table *t = calloc(1, sizeof(*t) + nshards * sizeof(t->shards[0]));
+    if (!t)
+        return -ENOMEM;
+    t->ops = ops;
+    t->opaque = opaque;
+    t->nshards = nshards;
+    t->cap = (int)((want + nshards - 1) / nshards);
+    /* Two buckets an entry: chains stay a link or two long. */
+    t->nbuckets = pow2_at_most((unsigned)t->cap * 2) * 2;
+    for (unsigned i = 0; i < nshards; i++) {
+        struct shard *s = &t->shards[i];
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->opened, NULL);
+        s->lru.newer = s->lru.older = &s->lru;
+        s->buckets = calloc(t->nbuckets, sizeof(*s->buckets));
+        if (!s->buckets) {
+            t->nshards = i + 1;
+            media_table_free(&t);
+            return -ENOMEM;
+        }
+    }
+    *out = t;
+    return 0;
+}
+
+int media_table_new(const char *source, struct source *src, struct store *store,
+                    struct media_table **out)
+{
+    struct dir_source *d = calloc(1, sizeof(*d));
+    if (!d || !(d->root = strdup(source))) {
+        free(d);
+        return -ENOMEM;
+    }
+    d->src = src;
+    d->store = store;
+    int ret = media_table_new_custom(&dir_ops, d, MEDIA_TABLE_BOUND, out);
+    if (ret < 0) {
+        free(d->root);
+        free(d);
+        return ret;
+    }
+    (*out)->dir = d;
+    return 0;
 }
 
 void media_table_free(struct media_table **tp)
@@ -203,11 +414,19 @@ void media_table_free(struct media_table **tp)
     struct media_table *t = *tp;
     if (!t)
         return;
-    for (int i = 0; i < MEDIA_SLOTS; i++)
-        slot_clear(&t->slots[i]);
-    pthread_cond_destroy(&t->opened);
-    pthread_mutex_destroy(&t->lock);
-    free(t->source);
+    for (unsigned i = 0; i < t->nshards; i++) {
+        struct shard *s = &t->shards[i];
+        struct entry *dead = NULL;
+        while (s->buckets && s->lru.older != &s->lru)
+            unlink_entry(t, s, s->lru.older, &dead);
+        free_entries(dead);
+        free(s->buckets);
+        pthread_cond_destroy(&s->opened);
+        pthread_mutex_destroy(&s->lock);
+    }
+    if (t->dir)
+        free(t->dir->root);
+    free(t->dir);
     free(t);
     *tp = NULL;
 }

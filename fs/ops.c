@@ -64,9 +64,12 @@ static size_t rel_len(const char *path, const struct vpath *vp)
 }
 
 /* Parses path; a component with a video extension that is a directory in the source is
- * mirrored like any directory, so the parse is retried past it. */
-static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
+ * mirrored like any directory, so the parse is retried past it. *stated is set when *st is
+ * the stat of vp's source path, taken on the way (getattr then need not take it again). */
+static int resolve_stat(struct vidfs *fs, const char *path, struct vpath *vp, struct stat *st,
+                        int *stated)
 {
+    *stated = 0;
     for (int skip = 0;; skip++) {
         int ret = vpath_parse(path, fs->cfg.extensions, skip, vp);
         if ((ret == 0 && vp->kind == VPATH_PLAIN) || vp->src_len == 0)
@@ -77,16 +80,27 @@ static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
             return -ENAMETOOLONG;
         memcpy(prefix, rel_of(path), n);
         prefix[n] = '\0';
-        struct stat st;
-        if (source_stat(fs->src, prefix, &st) < 0 || !S_ISDIR(st.st_mode))
+        if (source_stat(fs->src, prefix, st) < 0)
             return ret;
+        if (!S_ISDIR(st->st_mode)) {
+            *stated = 1;
+            return ret;
+        }
     }
 }
 
-static int media_of(struct vidfs *fs, const char *path, const struct vpath *vp,
-                    struct media **m)
+static int resolve(struct vidfs *fs, const char *path, struct vpath *vp)
 {
-    int ret = media_table_get(fs->media, rel_of(path), rel_len(path, vp), vp->stream, m);
+    struct stat st;
+    int stated;
+    return resolve_stat(fs, path, vp, &st, &stated);
+}
+
+/* st: the source's stat just taken, or NULL. */
+static int media_of(struct vidfs *fs, const char *path, const struct vpath *vp,
+                    const struct stat *st, struct media **m)
+{
+    int ret = media_table_get(fs->media, rel_of(path), rel_len(path, vp), vp->stream, st, m);
     if (ret < 0)
         return ret;
     if (vp->stream >= 0 && (*m)->stream != vp->stream) {
@@ -165,6 +179,13 @@ static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t si
     st->st_ctim = src->st_ctim;
 }
 
+/* A file or directory of the source, passed through: x bits too. */
+static void stat_passed(struct stat *st, const struct stat *src)
+{
+    fill_stat(st, src, S_ISDIR(src->st_mode), S_ISREG(src->st_mode) ? src->st_size : 0);
+    st->st_mode |= src->st_mode & 0111;
+}
+
 static int has_stream(const struct media *m, int stream)
 {
     for (int i = 0; i < m->nb_video_streams; i++)
@@ -174,10 +195,10 @@ static int has_stream(const struct media *m, int stream)
 }
 
 static int getattr_media(struct vidfs *fs, const char *path, const struct vpath *vp,
-                         struct stat *st)
+                         const struct stat *src, struct stat *st)
 {
     struct media *m;
-    int ret = media_of(fs, path, vp, &m);
+    int ret = media_of(fs, path, vp, src, &m);
     if (ret < 0)
         return ret;
     off_t size = 0;
@@ -264,71 +285,101 @@ static int vidfs_getattr(const char *path, struct stat *st, struct fuse_file_inf
     (void)fi;
     struct vidfs *fs = get_fs();
     struct vpath vp;
-    int ret = resolve(fs, path, &vp);
+    struct stat src;
+    int stated;
+    int ret = resolve_stat(fs, path, &vp, &src, &stated);
     if (ret < 0)
         return ret;
     if (vp.kind == VPATH_CTL_DIR || vp.kind == VPATH_STATS)
         return getattr_ctl(fs, &vp, st);
-    struct stat src;
     char rel[PATH_MAX];
     snprintf(rel, sizeof(rel), "%.*s", (int)rel_len(path, &vp), rel_of(path));
-    if ((ret = source_stat(fs->src, rel, &src)) < 0)
+    if (!stated && (ret = source_stat(fs->src, rel, &src)) < 0)
         return ret;
     if (vp.kind == VPATH_PLAIN) {
         if (!S_ISDIR(src.st_mode) && !S_ISREG(src.st_mode))
             return -ENOENT;
-        fill_stat(st, &src, S_ISDIR(src.st_mode), S_ISREG(src.st_mode) ? src.st_size : 0);
-        st->st_mode |= src.st_mode & 0111; /* passed through: x bits too */
+        stat_passed(st, &src);
         return 0;
     }
     if (!S_ISREG(src.st_mode))
         return -ENOENT;
     if (vp.kind == VPATH_SOURCE) {
-        fill_stat(st, &src, 0, src.st_size);
-        st->st_mode |= src.st_mode & 0111;
+        stat_passed(st, &src);
+        return 0;
+    }
+    /* A video's directory is its source's stat: `ls -l` of a folder opens no video. */
+    if (vp.kind == VPATH_VIDEO_DIR && vp.stream < 0) {
+        fill_stat(st, &src, 1, 0);
         return 0;
     }
     if (vp.kind == VPATH_FRAMES_CSV) {
-        char *csv;
-        size_t len;
-        ret = media_table_csv(fs->media, rel_of(path), rel_len(path, &vp), vp.stream, &csv, &len);
+        uint64_t size;
+        ret = media_table_csv_size(fs->media, rel_of(path), rel_len(path, &vp), vp.stream, &src,
+                                   &size);
         if (ret < 0)
             return ret;
-        free(csv);
-        fill_stat(st, &src, 0, (off_t)len);
+        fill_stat(st, &src, 0, (off_t)size);
         return 0;
     }
-    return getattr_media(fs, path, &vp, st);
+    return getattr_media(fs, path, &vp, &src, st);
 }
 
 /* ---- directories ---- */
 
-static int readdir_plain(struct vidfs *fs, const char *rel, void *buf, fuse_fill_dir_t fill)
+/* A source directory being listed, open from opendir to releasedir, so that a listing given
+ * in pieces goes on where the last piece stopped. Its offsets: 1, 2 (and 3 at the root) for
+ * ".", ".." (and ".vidfs"), then one a name listed. */
+struct dir_list {
+    DIR *d;
+    off_t given; /* names of d listed so far */
+};
+
+/* Whether entry name of the directory d (rel) is listed, and its stat as getattr gives it. */
+static int list_stat(struct vidfs *fs, DIR *d, const char *rel, const char *name,
+                     struct stat *out)
 {
-    int fd;
     struct stat st;
-    int ret = source_open(fs->src, rel, 1, &fd, &st);
-    if (ret < 0)
-        return ret;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -ENOMEM;
+    if (!strcmp(name, ".") || !strcmp(name, "..") ||
+        source_stat_entry(fs->src, dirfd(d), rel, name, &st) < 0 ||
+        (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
+        return 0;
+    const char *dot = strrchr(name, '.');
+    if (S_ISREG(st.st_mode) && dot && dot > name &&
+        vpath_ext_match(fs->cfg.extensions, dot + 1, strlen(dot + 1)))
+        fill_stat(out, &st, 1, 0);
+    else
+        stat_passed(out, &st);
+    return 1;
+}
+
+/* Lists from offset off on. With offsets, libfuse passes each name's attributes to the
+ * kernel when it asks for them (readdirplus), which spares it a lookup a name: `ls -l`
+ * then costs one getattr a name. */
+static int readdir_plain(struct vidfs *fs, struct dir_list *l, const char *rel, off_t off,
+                         int plus, void *buf, fuse_fill_dir_t fill)
+{
+    static const char *const dots[] = {".", "..", ".vidfs"};
+    off_t ndots = *rel ? 2 : 3;
+    for (off_t i = off; i < ndots; i++)
+        if (fill(buf, dots[i], NULL, i + 1, 0))
+            return 0;
+    if (off < ndots + l->given) {
+        rewinddir(l->d);
+        l->given = 0;
     }
     struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-            source_stat_entry(fs->src, dirfd(d), rel, de->d_name, &st) < 0 ||
-            (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)))
+    struct stat st;
+    for (long at = telldir(l->d); (de = readdir(l->d)); at = telldir(l->d)) {
+        if (!list_stat(fs, l->d, rel, de->d_name, &st))
             continue;
-        const char *dot = strrchr(de->d_name, '.');
-        int video = S_ISREG(st.st_mode) && dot && dot > de->d_name &&
-                    vpath_ext_match(fs->cfg.extensions, dot + 1, strlen(dot + 1));
-        struct stat out = {.st_mode = video || S_ISDIR(st.st_mode) ? S_IFDIR : S_IFREG};
-        if (fill(buf, de->d_name, &out, 0, 0))
+        off_t i = ndots + ++l->given;
+        if (i > off && fill(buf, de->d_name, &st, i, plus ? FUSE_FILL_DIR_PLUS : 0)) {
+            seekdir(l->d, at); /* did not fit: the next piece starts with it */
+            l->given--;
             break;
+        }
     }
-    closedir(d);
     return 0;
 }
 
@@ -336,7 +387,7 @@ static int readdir_media(struct vidfs *fs, const char *path, const struct vpath 
                          void *buf, fuse_fill_dir_t fill)
 {
     struct media *m;
-    int ret = media_of(fs, path, vp, &m);
+    int ret = media_of(fs, path, vp, NULL, &m);
     if (ret < 0)
         return ret;
     char name[64];
@@ -382,24 +433,57 @@ static int readdir_media(struct vidfs *fs, const char *path, const struct vpath 
 static int vidfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
                          struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    (void)off, (void)fi, (void)flags;
     struct vidfs *fs = get_fs();
     struct vpath vp;
     int ret = resolve(fs, path, &vp);
     if (ret < 0)
         return ret;
+    struct dir_list *l = (struct dir_list *)(uintptr_t)fi->fh;
+    if (vp.kind == VPATH_PLAIN)
+        return l ? readdir_plain(fs, l, rel_of(path), off, flags & FUSE_READDIR_PLUS, buf, fill)
+                 : -EIO;
     fill(buf, ".", NULL, 0, 0);
     fill(buf, "..", NULL, 0, 0);
     if (vp.kind == VPATH_CTL_DIR) {
         fill(buf, "stats.json", NULL, 0, 0);
         return 0;
     }
-    if (vp.kind == VPATH_PLAIN) {
-        if (!*rel_of(path))
-            fill(buf, ".vidfs", NULL, 0, 0);
-        return readdir_plain(fs, rel_of(path), buf, fill);
-    }
     return readdir_media(fs, path, &vp, buf, fill);
+}
+
+static int vidfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+    struct vidfs *fs = get_fs();
+    struct vpath vp;
+    int ret = resolve(fs, path, &vp);
+    if (ret < 0 || vp.kind != VPATH_PLAIN)
+        return ret; /* the tree of a video is listed from its media, without a handle */
+    struct dir_list *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    int fd;
+    struct stat st;
+    ret = source_open(fs->src, rel_of(path), 1, &fd, &st);
+    if (ret == 0 && !(l->d = fdopendir(fd))) {
+        close(fd);
+        ret = -ENOMEM;
+    }
+    if (ret < 0) {
+        free(l);
+        return ret;
+    }
+    fi->fh = (uintptr_t)l;
+    return 0;
+}
+
+static int vidfs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct dir_list *l = (struct dir_list *)(uintptr_t)fi->fh;
+    if (l)
+        closedir(l->d);
+    free(l);
+    return 0;
 }
 
 /* ---- files ---- */
@@ -462,7 +546,7 @@ static int open_image(struct vidfs *fs, struct handle *h)
 static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
                            struct fuse_file_info *fi)
 {
-    int ret = media_of(fs, path, &h->vp, &h->m);
+    int ret = media_of(fs, path, &h->vp, NULL, &h->m);
     if (ret < 0)
         return ret;
     if (h->vp.stream >= 0 && !has_stream(h->m, h->vp.stream))
@@ -730,7 +814,9 @@ static void *vidfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 const struct fuse_operations vidfs_ops = {
     .init = vidfs_init,
     .getattr = vidfs_getattr,
+    .opendir = vidfs_opendir,
     .readdir = vidfs_readdir,
+    .releasedir = vidfs_releasedir,
     .open = vidfs_open,
     .read = vidfs_read,
     .read_buf = vidfs_read_buf,

@@ -1,5 +1,7 @@
 /* Sizes of encoded frame files: a direct-mapped table (a collision only forgets a size,
- * which the next lookup makes again); their bytes: a ring of the newest, bounded in bytes. */
+ * which the next lookup makes again), its slots locked in stripes so that stats of
+ * different frames seldom wait on each other; their bytes: a ring of the newest, bounded in
+ * bytes, under a lock of its own. */
 #include "size_table.h"
 
 #include <errno.h>
@@ -12,6 +14,7 @@
  * and KEPT_BYTES, which holds two 4K frames as png (under 25 MiB each). */
 #define KEPT 32
 #define KEPT_BYTES (64u << 20)
+#define SIZE_LOCKS 64 /* slot i is under lock i % SIZE_LOCKS */
 
 struct size_slot {
     struct size_key key;
@@ -25,8 +28,9 @@ struct kept {
 };
 
 struct size_table {
-    pthread_mutex_t lock;
+    pthread_mutex_t locks[SIZE_LOCKS];
     struct size_slot slots[SIZE_SLOTS];
+    pthread_mutex_t lock; /* the ring of kept bytes */
     struct kept kept[KEPT];
     int next;           /* the ring's oldest entry, replaced next */
     size_t kept_bytes;
@@ -37,6 +41,8 @@ int size_table_new(struct size_table **out)
     struct size_table *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
+    for (int i = 0; i < SIZE_LOCKS; i++)
+        pthread_mutex_init(&t->locks[i], NULL);
     pthread_mutex_init(&t->lock, NULL);
     *out = t;
     return 0;
@@ -49,6 +55,8 @@ void size_table_free(struct size_table **tp)
         return;
     for (int i = 0; i < KEPT; i++)
         free(t->kept[i].bytes);
+    for (int i = 0; i < SIZE_LOCKS; i++)
+        pthread_mutex_destroy(&t->locks[i]);
     pthread_mutex_destroy(&t->lock);
     free(t);
     *tp = NULL;
@@ -60,34 +68,35 @@ static int same(const struct size_key *a, const struct size_key *b)
            a->format == b->format;
 }
 
-static struct size_slot *size_slot(struct size_table *t, const struct size_key *k)
+/* The slot of k, its stripe locked (size_slot_unlock drops it). */
+static struct size_slot *size_slot_lock(struct size_table *t, const struct size_key *k)
 {
     uint64_t h = k->media * 31 + (uint64_t)k->frame * 7919 + (uint64_t)k->w * 131 +
                  (uint64_t)k->h * 17 + k->format;
+    pthread_mutex_lock(&t->locks[h % SIZE_SLOTS % SIZE_LOCKS]);
     return &t->slots[h % SIZE_SLOTS];
+}
+
+static void size_slot_unlock(struct size_table *t, const struct size_slot *s)
+{
+    pthread_mutex_unlock(&t->locks[(size_t)(s - t->slots) % SIZE_LOCKS]);
 }
 
 int size_table_get(struct size_table *t, const struct size_key *k, uint64_t *size)
 {
-    pthread_mutex_lock(&t->lock);
-    struct size_slot *s = size_slot(t, k);
+    struct size_slot *s = size_slot_lock(t, k);
     int hit = s->size && same(&s->key, k);
     if (hit)
         *size = s->size;
-    pthread_mutex_unlock(&t->lock);
+    size_slot_unlock(t, s);
     return hit;
-}
-
-static void put_locked(struct size_table *t, const struct size_key *k, uint64_t size)
-{
-    *size_slot(t, k) = (struct size_slot){.key = *k, .size = size};
 }
 
 void size_table_put(struct size_table *t, const struct size_key *k, uint64_t size)
 {
-    pthread_mutex_lock(&t->lock);
-    put_locked(t, k, size);
-    pthread_mutex_unlock(&t->lock);
+    struct size_slot *s = size_slot_lock(t, k);
+    *s = (struct size_slot){.key = *k, .size = size};
+    size_slot_unlock(t, s);
 }
 
 static void drop(struct size_table *t, struct kept *e)
@@ -100,8 +109,8 @@ static void drop(struct size_table *t, struct kept *e)
 void size_table_keep(struct size_table *t, const struct size_key *k, uint8_t *bytes,
                      size_t size)
 {
+    size_table_put(t, k, size);
     pthread_mutex_lock(&t->lock);
-    put_locked(t, k, size);
     if (size > KEPT_BYTES) {
         pthread_mutex_unlock(&t->lock);
         free(bytes);

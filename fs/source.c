@@ -113,7 +113,7 @@ static void move(struct walk *w, int fd, int depth)
     w->depth = depth;
 }
 
-static int walk(struct walk *w, const char *path, struct stat *st);
+static int walk(struct walk *w, const char *path, int stat_last, struct stat *st);
 
 static int step_up(struct walk *w, struct stat *st)
 {
@@ -139,7 +139,7 @@ static int follow(struct walk *w, int link_fd, struct stat *st)
     int ret = n < 0 ? -errno : n >= PATH_MAX ? -ENAMETOOLONG : 0;
     if (ret == 0) {
         target[n] = '\0';
-        ret = walk(w, target, st); /* relative to the directory holding the link */
+        ret = walk(w, target, 0, st); /* relative to the directory holding the link */
     }
     free(target);
     return ret;
@@ -186,8 +186,20 @@ static int jump(struct walk *w, const char **path, struct stat *st)
     return fd < 0 || fstat(w->fd, st) < 0 ? -errno : 0;
 }
 
-/* Moves w to what path names from where it stands; *st is its stat. */
-static int walk(struct walk *w, const char *path, struct stat *st)
+/* The stat of entry name where w stands, w left there: one fstatat, unless it is a
+ * symlink, which is followed (and w moved) as step_down does. */
+static int stat_entry(struct walk *w, const char *name, struct stat *st)
+{
+    if (fstatat(w->fd, name, st, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
+    if (S_ISLNK(st->st_mode)) return step_down(w, name, st);
+    if (w->s->avoid && st->st_dev == w->s->mount_dev)
+        return refuse(w, "reaches the mount point of this very filesystem");
+    return 0;
+}
+
+/* Moves w to what path names from where it stands; *st is its stat. stat_last: only the
+ * stat is wanted, so the last name is not opened (w stays in its directory). */
+static int walk(struct walk *w, const char *path, int stat_last, struct stat *st)
 {
     int ret = *path == '/' ? jump(w, &path, st) : fstat(w->fd, st) < 0 ? -errno : 0;
     char name[NAME_MAX + 1];
@@ -200,7 +212,12 @@ static int walk(struct walk *w, const char *path, struct stat *st)
         path += strspn(path, "/");
         if (!n || !strcmp(name, ".")) continue;
         if (!S_ISDIR(st->st_mode)) return -ENOTDIR;
-        ret = !strcmp(name, "..") ? step_up(w, st) : step_down(w, name, st);
+        if (!strcmp(name, ".."))
+            ret = step_up(w, st);
+        else if (stat_last && !*path)
+            ret = stat_entry(w, name, st);
+        else
+            ret = step_down(w, name, st);
     }
     return ret;
 }
@@ -211,7 +228,7 @@ static int resolve(const struct source *s, const char *rel, int quiet, int *fd, 
     struct walk w = {.s = s, .rel = rel, .quiet = quiet, .depth = 0};
     w.fd = fcntl(s->dir_fd, F_DUPFD_CLOEXEC, 0);
     if (w.fd < 0) return -errno;
-    int ret = walk(&w, rel, st);
+    int ret = walk(&w, rel, !fd, st);
     if (ret < 0 || !fd)
         close(w.fd);
     else

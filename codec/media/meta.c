@@ -160,18 +160,37 @@ int meta_json_error(const char *path, const char *msg, char **out)
     return to_string(o, out);
 }
 
+static const char csv_head[] = "index,pts_time,duration_time,key_frame\n";
+
+/* Row f of frames.csv into buf (at most cap bytes); its length, even when cut. */
+static size_t csv_row(const struct index *ix, int f, char *buf, size_t cap)
+{
+    double tb = av_q2d(ix->time_base);
+    return (size_t)snprintf(buf, cap, "%d,%.6f,%.6f,%d\n", f, index_frame_time(ix, f),
+                            (double)ix->frames[f].duration * tb, ix->frames[f].key);
+}
+
+uint64_t meta_frames_csv_size(const struct index *ix)
+{
+    /* A row is short unless a timestamp is absurd: %.6f of 1e300 is 308 digits. */
+    char row[512];
+    uint64_t n = sizeof(csv_head) - 1;
+    for (int f = 0; f < ix->nb_frames; f++)
+        n += csv_row(ix, f, row, sizeof(row));
+    return n;
+}
+
 int meta_frames_csv(const struct index *ix, char **out, size_t *len)
 {
-    /* A row is at most ~70 bytes: index, two %.6f doubles and a flag. */
-    size_t cap = 64 + (size_t)ix->nb_frames * 80;
-    char *s = malloc(cap);
+    uint64_t size = meta_frames_csv_size(ix);
+    if (size >= SIZE_MAX)
+        return -ENOMEM;
+    char *s = malloc((size_t)size + 1); /* + 1: snprintf's NUL */
     if (!s)
         return -ENOMEM;
-    size_t n = (size_t)snprintf(s, cap, "index,pts_time,duration_time,key_frame\n");
-    double tb = av_q2d(ix->time_base);
+    size_t n = (size_t)snprintf(s, (size_t)size + 1, "%s", csv_head);
     for (int f = 0; f < ix->nb_frames; f++)
-        n += (size_t)snprintf(s + n, cap - n, "%d,%.6f,%.6f,%d\n", f, index_frame_time(ix, f),
-                              (double)ix->frames[f].duration * tb, ix->frames[f].key);
+        n += csv_row(ix, f, s + n, (size_t)size + 1 - n);
     *out = s;
     *len = n;
     return 0;

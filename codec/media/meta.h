@@ -4,6 +4,7 @@
 #define VIDFS_META_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libavformat/avformat.h>
 
@@ -18,5 +19,8 @@ int meta_json_error(const char *path, const char *msg, char **out);
 
 /* frames.csv (index,pts_time,duration_time,key_frame), malloc'd. */
 int meta_frames_csv(const struct index *ix, char **out, size_t *len);
+
+/* Its size in bytes, exact, without making it. */
+uint64_t meta_frames_csv_size(const struct index *ix);
 
 #endif
