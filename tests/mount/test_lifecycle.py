@@ -1,11 +1,13 @@
 """The daemon's life: CLI, mounting, a changed source, a remount that reuses
 its index, and a walk over everything that must not crash the mount."""
 
+import concurrent.futures as cf
 import errno
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -160,3 +162,25 @@ def test_read_everything_without_crashing(shared_mount):
     assert os.listdir(mnt)
     assert nfiles > 100
     assert problems == []
+
+
+def test_request_threads_outnumber_libfuse_default(make_mount, corpus):
+    """vidfs serves with up to 32 request threads (-o max_threads) and keeps idle ones:
+    after 24 readers at once, more than libfuse's default 10 are there. (A loop config
+    read through the wrong API version once left 10 threads, each ended after a request.)"""
+    m = make_mount(corpus, "threads")
+    names = ["h264_bframes.mp4", "h264_opengop.mkv", "vp9.webm", "h264_720p.mp4"]
+    barrier = threading.Barrier(24)
+
+    def reader(k):
+        barrier.wait()
+        for i in range(12):
+            util.read_all(os.path.join(m.mnt, names[k % len(names)], "frames", f"{i}.gray"))
+            os.stat(os.path.join(m.mnt, names[k % len(names)], "meta.json"))
+
+    with cf.ThreadPoolExecutor(24) as ex:
+        list(ex.map(reader, range(24)))
+    with open(f"/proc/{m.proc.pid}/status") as f:
+        threads = int(next(line for line in f if line.startswith("Threads:")).split()[1])
+    # the daemon's own threads (main, read-ahead workers, codec threads) come on top
+    assert threads > 10 + 2, f"{threads} threads in the daemon after 24 readers"
