@@ -170,9 +170,9 @@ static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *pla
     }
 }
 
-/* 1 when swscale may write the planes where they are: its SIMD stores need 16-byte
- * aligned planes and strides (an nv12 to yuv420p copy of an 8x6 frame faults otherwise),
- * which frame sizes that are not multiples of 16 do not give. */
+/* 1 when swscale may write the planes where they are. Its unscaled planar converters
+ * store with SIMD that needs 16-byte aligned planes and strides (nv12 to yuv420p faults
+ * at 8x6 or 854x480 otherwise); its RGB output does not, and stays in place. */
 static int aligned(uint8_t *const planes[4], const int strides[4])
 {
     for (int i = 0; i < 4; i++)
@@ -235,7 +235,7 @@ static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8
     uint8_t *planes[4];
     int strides[4];
     dst_planes(req, dst, planes, strides);
-    if (!aligned(planes, strides))
+    if (planes[1] && !aligned(planes, strides))
         return scale_aligned(sws, f, req, planes, strides);
     /* swscale leaves the last chroma pair of odd widths unwritten in semi-planar output:
      * zero it so that the bytes never depend on what the buffer held. */
@@ -263,7 +263,8 @@ static int convert_sws(const AVFrame *f, const struct convert_req *req, uint8_t 
     struct convert_req base = *req;
     base.format = via[req->format];
     size_t pixels = (size_t)req->width * (size_t)req->height;
-    uint8_t *tmp = av_malloc(format_frame_size(base.format, req->width, req->height) + 64);
+    uint8_t *tmp =
+        av_malloc(format_frame_size(base.format, req->width, req->height) + CONVERT_PAD);
     if (!tmp)
         return -ENOMEM;
     int ret = convert_sws_to(f, &base, tmp);

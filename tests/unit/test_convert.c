@@ -169,12 +169,12 @@ static void check_convert(const AVFrame *src, enum format format, int w, int h,
              format_ext(format), w, h);
     struct convert_req req = {.format = format, .width = w, .height = h};
     size_t size = (size_t)format_frame_size(format, w, h);
-    /* Filled, with GUARD bytes more: a byte left unwritten, or one written past the end
-     * (convert.h: exactly the frame's bytes), shows. */
-    uint8_t *dst = malloc(size + GUARD);
+    /* Filled, with CONVERT_PAD and GUARD bytes more: a byte left unwritten, or one
+     * written past the padding convert.h allows, shows. */
+    uint8_t *dst = malloc(size + CONVERT_PAD + GUARD);
     if (!dst)
         abort();
-    memset(dst, 0xa5, size + GUARD);
+    memset(dst, 0xa5, size + CONVERT_PAD + GUARD);
     int ret = convert_frame(src, &req, dst, size);
     CHECK(ret == 0);
     char md5[33];
@@ -186,9 +186,9 @@ static void check_convert(const AVFrame *src, enum format format, int w, int h,
     CHECK(ret != 0 || want || !strcmp(md5, want_md5));
     int over = 0;
     for (int i = 0; i < GUARD; i++)
-        over |= dst[size + (size_t)i] != 0xa5;
+        over |= dst[size + CONVERT_PAD + (size_t)i] != 0xa5;
     if (over)
-        fprintf(stderr, "%s: written past the frame's end\n", what);
+        fprintf(stderr, "%s: written past the frame's padding\n", what);
     CHECK(!over);
     free(dst);
 }

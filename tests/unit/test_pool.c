@@ -1,8 +1,8 @@
 /* Decoder pool scheduling without a mount or a codec: the rules at the top of pool.c,
  * checked against a fake backend that "decodes" a packet into a 2x2 gray frame whose
- * first byte is the packet's first (the frame number, as written here). The media are small NUT files written here (packets of
- * a codec nothing decodes, a keyframe every GOP frames), indexed by index_build, so the
- * decoder and its demuxer run as they do on a real file. */
+ * first byte is the packet's first (the frame number, as written here). The media are
+ * small NUT files written here (packets of a codec nothing decodes, a keyframe every GOP
+ * frames), indexed by index_build, so the decoder and its demuxer run as on a real file. */
 #include "decoder.h"
 #include "index.h"
 #include "media.h"
