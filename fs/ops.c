@@ -563,7 +563,7 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
         if (!format_is_raw(h->vp.format))
             return open_image(fs, h);
         /* Padding: swscale may write a little past the last row. */
-        h->frame_buf = malloc(h->frame_size + 64);
+        h->frame_buf = malloc(h->frame_size + CONVERT_PAD);
         return h->frame_buf ? 0 : -ENOMEM;
     case VPATH_SEGMENT: {
         struct segment_req req = {h->vp.seg_start, h->vp.seg_end, h->vp.container,

@@ -10,6 +10,10 @@
 
 #include "format.h"
 
+/* Bytes past a frame's end that a conversion may write (swscale runs over the last row,
+ * by 42 bytes at most measured on small frames): a destination holds that much more. */
+#define CONVERT_PAD 64
+
 struct convert_req {
     enum format format; /* a raw format */
     int width, height;  /* output size; the frame's own size when no view scales it */
@@ -20,7 +24,7 @@ struct convert_req {
 struct converter {
     const char *name;
     int (*accepts)(const AVFrame *src);
-    /* Writes exactly format_frame_size(req) bytes to dst. */
+    /* Writes format_frame_size(req) bytes to dst, and may write CONVERT_PAD beyond. */
     int (*run)(const AVFrame *src, const struct convert_req *req, uint8_t *dst);
     /* The frame in host memory as libavcodec would have decoded it (planar YUV) into a
      * blank frame; NULL for converters of host frames. */
@@ -32,8 +36,9 @@ extern const struct converter convert_cpu;
 extern const struct converter convert_cuda;
 #endif
 
-/* Converts src into dst (size must be format_frame_size(req)). -EINVAL for a format this
- * frame cannot give (p010 from 8-bit sources is allowed: upshifted). */
+/* Converts src into dst (size must be format_frame_size(req); dst holds CONVERT_PAD bytes
+ * more, which it may overwrite). -EINVAL for a format this frame cannot give (p010 from
+ * 8-bit sources is allowed: upshifted). */
 int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *dst, size_t size);
 
 /* *out = src in host memory, as libavcodec's own decode would give it (for encoders): a

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
@@ -169,6 +170,43 @@ static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *pla
     }
 }
 
+/* 1 when swscale may write the planes where they are. Its unscaled planar converters
+ * store with SIMD that needs 16-byte aligned planes and strides (nv12 to yuv420p faults
+ * at 8x6 or 854x480 otherwise); its RGB output does not, and stays in place. */
+static int aligned(uint8_t *const planes[4], const int strides[4])
+{
+    for (int i = 0; i < 4; i++)
+        if (planes[i] && (((uintptr_t)planes[i] | (uintptr_t)strides[i]) & 15))
+            return 0;
+    return 1;
+}
+
+/* Scales into an aligned frame, then copies its planes into place. */
+static int scale_aligned(struct SwsContext *sws, const AVFrame *f,
+                         const struct convert_req *req, uint8_t *planes[4], int strides[4])
+{
+    AVFrame *tmp = av_frame_alloc();
+    int ret = -ENOMEM;
+    if (!tmp)
+        return ret;
+    tmp->format = sws_format[req->format];
+    tmp->width = req->width;
+    tmp->height = req->height;
+    if (av_frame_get_buffer(tmp, 64) < 0)
+        goto fail;
+    /* What swscale leaves unwritten (the last chroma pair of odd widths) reads as zero. */
+    for (int i = 0; i < AV_NUM_DATA_POINTERS && tmp->buf[i]; i++)
+        memset(tmp->buf[i]->data, 0, tmp->buf[i]->size);
+    ret = sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, tmp->data,
+                    tmp->linesize) > 0 ? 0 : -EIO;
+    if (ret == 0)
+        av_image_copy(planes, strides, (const uint8_t **)tmp->data, tmp->linesize, tmp->format,
+                      req->width, req->height);
+fail:
+    av_frame_free(&tmp);
+    return ret;
+}
+
 static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
     pthread_once(&sws_once, sws_key_init);
@@ -197,6 +235,8 @@ static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8
     uint8_t *planes[4];
     int strides[4];
     dst_planes(req, dst, planes, strides);
+    if (planes[1] && !aligned(planes, strides))
+        return scale_aligned(sws, f, req, planes, strides);
     /* swscale leaves the last chroma pair of odd widths unwritten in semi-planar output:
      * zero it so that the bytes never depend on what the buffer held. */
     if ((req->width | req->height) & 1)
@@ -223,7 +263,8 @@ static int convert_sws(const AVFrame *f, const struct convert_req *req, uint8_t 
     struct convert_req base = *req;
     base.format = via[req->format];
     size_t pixels = (size_t)req->width * (size_t)req->height;
-    uint8_t *tmp = av_malloc(format_frame_size(base.format, req->width, req->height) + 64);
+    uint8_t *tmp =
+        av_malloc(format_frame_size(base.format, req->width, req->height) + CONVERT_PAD);
     if (!tmp)
         return -ENOMEM;
     int ret = convert_sws_to(f, &base, tmp);

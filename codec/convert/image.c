@@ -23,8 +23,7 @@ static int make_rgb(const AVFrame *f, int w, int h, AVFrame **out)
     in->width = w;
     in->height = h;
     size_t size = format_frame_size(format, w, h);
-    /* Padding: swscale may write a little past the last row. */
-    AVBufferRef *buf = av_buffer_allocz(size + 64);
+    AVBufferRef *buf = av_buffer_allocz(size + CONVERT_PAD);
     if (!buf) {
         av_frame_free(&in);
         return -ENOMEM;

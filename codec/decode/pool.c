@@ -24,10 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* How long a parked decoder waits for its request's next read. Far above the gap between
- * the reads of one file (microseconds), far below what a waiting reader notices. */
-#define PARK_MS 100
-
 struct slot {
     struct decoder *d; /* NULL: free slot */
     int busy;
@@ -362,7 +358,7 @@ void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c)
         count_frames(p, s);
         s->busy = 0;
         s->used = ++p->tick;
-        s->parked_until = now_ms() + PARK_MS;
+        s->parked_until = now_ms() + POOL_PARK_MS;
         c->slot = (int)(s - p->slots);
         c->gen = s->gen;
     }

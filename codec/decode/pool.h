@@ -56,6 +56,10 @@ int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_bac
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
 
+/* How long a parked decoder waits for its request's next read, in ms. Far above the gap
+ * between the reads of one file (microseconds), far below what a waiting reader notices. */
+#define POOL_PARK_MS 100
+
 /* A request's claim on the decoder it parked between two of its reads. */
 struct pool_claim {
     int slot; /* -1: none */
@@ -63,7 +67,7 @@ struct pool_claim {
 };
 
 /* Returns a leased decoder but keeps it for the same request's next read for a short
- * while (PARK_MS in pool.c): no other request takes it in that time. c names it. */
+ * while (POOL_PARK_MS): no other request takes it in that time. c names it. */
 void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c);
 /* The parked decoder back, leased again: 0 with *out; -EAGAIN when it was given to
  * another request meanwhile (acquire anew then). Uses up the claim. */
