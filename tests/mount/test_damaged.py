@@ -3,6 +3,7 @@ payload bytes, every frame read gives what a single-threaded decode from the sta
 (`ffmpeg -threads 1`; libavcodec's threaded concealment varies from run to run) or EIO,
 the same for a name every time: in any read order, at any cache_mb."""
 
+import concurrent.futures
 import errno
 import json
 import os
@@ -95,10 +96,15 @@ def test_damaged_stream_reads_as_a_single_threaded_decode(damaged, cache_mb, mak
         order = list(range(n))
         random.Random(seed).shuffle(order)
         orders.append(order)
+    results = [read_frames(m.mnt, order) for order in orders]
+    # then four readers at once, each in an order of its own (read-ahead, shared decoders)
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        shuffled = [random.Random(10 + k).sample(range(n), n) for k in range(4)]
+        results += list(ex.map(lambda order: read_frames(m.mnt, order), shuffled))
     seen = {}  # index -> set of outcomes (bytes or errno)
     wrong = []
-    for k, order in enumerate(orders):
-        for i, got in read_frames(m.mnt, order).items():
+    for k, result in enumerate(results):
+        for i, got in result.items():
             seen.setdefault(i, set()).add(got if isinstance(got, int) else got[:64] + got[-64:])
             if isinstance(got, int):
                 if got != errno.EIO:
