@@ -16,12 +16,14 @@ import util
 
 FFMPEG = ["ffmpeg", "-v", "error", "-nostdin", "-y"]
 
-# name: (lavfi size, encoder arguments). MJPEG decodes to yuvj420p; x264 fed yuvj420p
+# name: (lavfi size, encoder arguments). MJPEG decodes to yuvj420p (yuvj422p from many
+# webcams); x264 fed yuvj420p
 # writes the full-range flag and decodes to yuvj420p; VP9 tagged full range decodes to
 # yuv420p with color_range pc.
 SOURCES = {
     "mjpeg.avi": ("320x240", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
     "mjpeg_odd.avi": ("177x99", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
+    "mjpeg_422.avi": ("320x240", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj422p"]),
     "h264_pc.mp4": ("320x240", ["-c:v", "libx264", "-preset", "veryfast", "-g", "10",
                                 "-pix_fmt", "yuvj420p", "-color_range", "pc"]),
     "vp9_pc.webm": ("240x160", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-g", "10",
