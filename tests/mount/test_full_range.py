@@ -17,9 +17,8 @@ import util
 FFMPEG = ["ffmpeg", "-v", "error", "-nostdin", "-y"]
 
 # name: (lavfi size, encoder arguments). MJPEG decodes to yuvj420p (yuvj422p from many
-# webcams); x264 fed yuvj420p
-# writes the full-range flag and decodes to yuvj420p; VP9 tagged full range decodes to
-# yuv420p with color_range pc.
+# webcams); x264 fed yuvj420p writes the full-range flag and decodes to yuvj420p; VP9
+# tagged full range decodes to yuv420p with color_range pc.
 SOURCES = {
     "mjpeg.avi": ("320x240", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
     "mjpeg_odd.avi": ("177x99", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
