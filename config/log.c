@@ -155,9 +155,18 @@ void log_once(enum log_level level, const char *file, const char *cause, const c
     log_msg(level, "%s: %s (%s)", file, cause, detail);
 }
 
+static void (*observer)(void *avcl, int level, const char *fmt);
+
+void log_observe_ffmpeg(void (*fn)(void *avcl, int level, const char *fmt))
+{
+    __atomic_store_n(&observer, fn, __ATOMIC_RELEASE);
+}
+
 static void ffmpeg_cb(void *avcl, int av_level, const char *fmt, va_list ap)
 {
-    (void)avcl;
+    void (*fn)(void *, int, const char *) = __atomic_load_n(&observer, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(avcl, av_level, fmt);
     enum log_level level = av_level <= AV_LOG_ERROR     ? LOG_LEVEL_WARN
                            : av_level <= AV_LOG_WARNING ? LOG_LEVEL_INFO
                                                         : LOG_LEVEL_DEBUG;

@@ -34,4 +34,9 @@ void log_once(enum log_level level, const char *file, const char *cause, const c
 /* Routes FFmpeg's own log messages through ours (warnings and above, or all at debug). */
 void log_hook_ffmpeg(void);
 
+/* fn sees every message FFmpeg logs, whatever the level, before it is filtered: for a
+ * module that learns from what FFmpeg says (decode_cpu.c: concealment). One at a time;
+ * fn must be quick and thread-safe. */
+void log_observe_ffmpeg(void (*fn)(void *avcl, int level, const char *fmt));
+
 #endif

@@ -41,6 +41,22 @@ int convert_view_size(int src_w, int src_h, int want_w, int want_h, int *w, int 
     return 0;
 }
 
+int convert_changes_range(const AVFrame *src, enum format f)
+{
+    if (f != FORMAT_NV12 && f != FORMAT_YUV420P && f != FORMAT_GRAY && f != FORMAT_P010)
+        return 0;
+    switch (src->format) {
+    case AV_PIX_FMT_YUVJ420P:
+    case AV_PIX_FMT_YUVJ422P:
+    case AV_PIX_FMT_YUVJ444P:
+    case AV_PIX_FMT_YUVJ440P:
+    case AV_PIX_FMT_YUVJ411P:
+        return 1;
+    default:
+        return src->color_range == AVCOL_RANGE_JPEG;
+    }
+}
+
 /* The first converter that accepts src, or NULL. */
 static const struct converter *converter_for(const AVFrame *src)
 {

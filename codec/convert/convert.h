@@ -41,6 +41,11 @@ extern const struct converter convert_cuda;
  * 8-bit sources is allowed: upshifted). */
 int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *dst, size_t size);
 
+/* 1 when src's samples must be range-converted to give format f: a full-range frame (yuvj,
+ * or tagged JPEG range) into a YUV format, whose files are limited range as ffmpeg writes
+ * them (DESIGN.md); such frames are not layout-only copies. */
+int convert_changes_range(const AVFrame *src, enum format f);
+
 /* *out = src in host memory, as libavcodec's own decode would give it (for encoders): a
  * new reference to src itself when it is in host memory already. */
 int convert_to_host(const AVFrame *src, AVFrame **out);

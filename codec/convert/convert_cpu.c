@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
@@ -68,12 +70,12 @@ static int has_luma8(enum AVPixelFormat fmt)
 }
 
 /* The layout-only cases: 0 when done, 1 when swscale must do it (as copy_layout in
- * convert_cuda.c). Gray is the Y plane as
- * decoded (DESIGN.md), not ffmpeg's -pix_fmt gray, which stretches it to full range. */
+ * convert_cuda.c). Gray is the Y plane of the nv12 file (DESIGN.md), not ffmpeg's
+ * -pix_fmt gray, which stretches it to full range. */
 static int convert_copy(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
     int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
-    if (req->width != w || req->height != h)
+    if (req->width != w || req->height != h || convert_changes_range(f, req->format))
         return 1;
     int yuv8 = f->format == AV_PIX_FMT_YUV420P || f->format == AV_PIX_FMT_YUVJ420P;
     int yuv10 = f->format == AV_PIX_FMT_YUV420P10LE;
@@ -127,17 +129,79 @@ static const enum AVPixelFormat sws_format[FORMAT_COUNT] = {
 
 /* One cached swscale context a thread: contexts are not thread-safe, and rebuilding one
  * per frame costs more than converting a small frame. */
+struct sws_params {
+    int src_w, src_h, src_format, dst_w, dst_h, dst_format, src_full;
+};
+
+struct sws_slot {
+    struct SwsContext *ctx;
+    struct sws_params params;
+};
+
 static pthread_key_t sws_key;
 static pthread_once_t sws_once = PTHREAD_ONCE_INIT;
 
-static void sws_destroy(void *ctx)
+static void sws_destroy(void *opaque)
 {
-    sws_freeContext(ctx);
+    struct sws_slot *slot = opaque;
+    sws_freeContext(slot->ctx);
+    free(slot);
 }
 
 static void sws_key_init(void)
 {
     pthread_key_create(&sws_key, sws_destroy);
+}
+
+/* A context made as FFmpeg's scale filter makes it: the source's range is given before
+ * init, so that a range change is never skipped by an unscaled shortcut that copies
+ * planes (a yuv420p frame tagged full range into nv12). */
+static struct SwsContext *sws_new(const struct sws_params *k)
+{
+    const struct {
+        const char *name;
+        int value;
+    } opts[] = {
+        {"srcw", k->src_w},         {"srch", k->src_h},         {"src_format", k->src_format},
+        {"dstw", k->dst_w},         {"dsth", k->dst_h},         {"dst_format", k->dst_format},
+        {"sws_flags", SWS_BICUBIC}, {"src_range", k->src_full},
+    };
+    struct SwsContext *s = sws_alloc_context();
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (av_opt_set_int(s, opts[i].name, opts[i].value, 0) < 0)
+            goto fail;
+    if (sws_init_context(s, NULL, NULL) < 0)
+        goto fail;
+    return s;
+fail:
+    sws_freeContext(s);
+    return NULL;
+}
+
+/* This thread's context for converting f as req asks, or NULL. */
+static struct SwsContext *sws_get(const AVFrame *f, const struct convert_req *req)
+{
+    pthread_once(&sws_once, sws_key_init);
+    struct sws_slot *slot = pthread_getspecific(sws_key);
+    if (!slot) {
+        if (!(slot = calloc(1, sizeof(*slot))))
+            return NULL;
+        pthread_setspecific(sws_key, slot);
+    }
+    /* All ints: no padding for memcmp to trip on. */
+    struct sws_params key = {
+        .src_w = f->width, .src_h = f->height, .src_format = f->format,
+        .dst_w = req->width, .dst_h = req->height, .dst_format = sws_format[req->format],
+        .src_full = f->color_range == AVCOL_RANGE_JPEG,
+    };
+    if (slot->ctx && !memcmp(&key, &slot->params, sizeof(key)))
+        return slot->ctx;
+    sws_freeContext(slot->ctx);
+    slot->ctx = sws_new(&key);
+    slot->params = key;
+    return slot->ctx;
 }
 
 static void dst_planes(const struct convert_req *req, uint8_t *dst, uint8_t *planes[4],
@@ -209,13 +273,7 @@ fail:
 
 static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
-    pthread_once(&sws_once, sws_key_init);
-    struct SwsContext *old = pthread_getspecific(sws_key);
-    struct SwsContext *sws = sws_getCachedContext(old, f->width, f->height, f->format,
-                                                  req->width, req->height,
-                                                  sws_format[req->format], SWS_BICUBIC,
-                                                  NULL, NULL, NULL);
-    pthread_setspecific(sws_key, sws);
+    struct SwsContext *sws = sws_get(f, req);
     if (!sws) {
         log_error("convert: swscale cannot convert %s to %s",
                   av_get_pix_fmt_name(f->format), format_ext(req->format));

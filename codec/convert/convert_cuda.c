@@ -11,7 +11,8 @@
  * Without the kernels (built without nvcc), unscaled nv12 and gray of 8-bit sources and
  * p010 of 10-bit ones are plain 2D copies; everything else downloads the frame, splits it
  * into the planar frame libavcodec would have made and hands that to convert_cpu, so the
- * bytes are the CPU backend's own. */
+ * bytes are the CPU backend's own. YUV files of full-range streams always go that way:
+ * their range change must be swscale's own to equal ffmpeg's bytes. */
 #include "convert.h"
 #include "cuda.h"
 #include "cuda/convert_params.h"
@@ -376,10 +377,12 @@ static int cuda_run(const AVFrame *src, const struct convert_req *req, uint8_t *
             goto pop;
         out = s->host;
     }
-    ret = copy_layout(src, d, req, out, s->stream);
+    /* A range change into YUV (full-range streams) is swscale's, as ffmpeg's: on the CPU. */
+    int on_cpu = convert_changes_range(src, req->format);
+    ret = on_cpu ? 1 : copy_layout(src, d, req, out, s->stream);
 #if VIDFS_HAVE_CUDA_KERNELS
     CUfunction fn;
-    if (ret == 1 && get_kernel(d->gpu, &fn) == 0) {
+    if (ret == 1 && !on_cpu && get_kernel(d->gpu, &fn) == 0) {
         ret = ensure_device(s, size);
         if (ret == 0)
             ret = run_kernels(fn, src, d, req, s);

@@ -23,6 +23,10 @@ struct decode_backend {
     const char *name;
     size_t priv_size; /* zeroed before open */
     int gpu;          /* decodes on a GPU (decode_opts.gpu): frames are counted per GPU */
+    /* Opened with threads = 1, it conceals damaged pictures as `ffmpeg -threads 1` does,
+     * the same every time; with frame threads concealment varies from run to run
+     * (decoder.c), and the concealed() op says when it happened. */
+    int exact_single;
 
     /* Optional (NULL: always usable): 0 when this machine can run the backend, else a
      * negative errno. Called before the daemon forks, so it starts nothing in this
@@ -43,6 +47,10 @@ struct decode_backend {
     int (*receive_frame)(void *priv, AVFrame *frame);
     /* Drops all state after a seek (also ends draining). */
     void (*flush)(void *priv);
+    /* Optional: 1 when a picture was concealed (damaged data) since the last call or
+     * flush, else 0. Known before any frame decoded from that picture comes out, unlike
+     * the error flags of frame-threaded output, which threads copy before concealing. */
+    int (*concealed)(void *priv);
     /* Optional (NULL: never skips): skip pictures no other picture references while
      * seeking, or decode all again. */
     void (*skip_nonref)(void *priv, int skip);

@@ -5,10 +5,34 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+/* What marks a codec context whose opaque is a cpu_priv. */
+static const char cpu_magic;
 
 struct cpu_priv {
+    const char *magic; /* &cpu_magic */
     AVCodecContext *ctx;
+    int concealed; /* atomic */
 };
+
+/* libavcodec's error resilience logs this (at debug level) from the thread that decodes
+ * the picture, whose codec context is a copy of ours, opaque included. */
+static void observe(void *avcl, int level, const char *fmt)
+{
+    (void)level;
+    if (!avcl || strncmp(fmt, "concealing ", 11) || *(const AVClass **)avcl != avcodec_get_class())
+        return;
+    struct cpu_priv *p = ((const AVCodecContext *)avcl)->opaque;
+    if (p && p->magic == &cpu_magic)
+        __atomic_store_n(&p->concealed, 1, __ATOMIC_RELEASE);
+}
+
+static void observe_init(void)
+{
+    log_observe_ffmpeg(observe);
+}
 
 static int cpu_supports(const AVCodecParameters *par, const struct decode_opts *opts)
 {
@@ -41,6 +65,10 @@ static int cpu_open(void *priv, const AVCodecParameters *par, const struct decod
         goto fail;
     p->ctx->thread_count = opts->threads;
     p->ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, observe_init);
+    p->magic = &cpu_magic;
+    p->ctx->opaque = p;
     ret = avcodec_open2(p->ctx, codec, NULL);
     if (ret < 0)
         goto fail;
@@ -81,6 +109,13 @@ static void cpu_flush(void *priv)
 {
     struct cpu_priv *p = priv;
     avcodec_flush_buffers(p->ctx);
+    __atomic_store_n(&p->concealed, 0, __ATOMIC_RELEASE);
+}
+
+static int cpu_concealed(void *priv)
+{
+    struct cpu_priv *p = priv;
+    return __atomic_exchange_n(&p->concealed, 0, __ATOMIC_ACQ_REL);
 }
 
 static void cpu_skip_nonref(void *priv, int skip)
@@ -98,12 +133,14 @@ static void cpu_close(void *priv)
 const struct decode_backend decode_cpu = {
     .name = "cpu",
     .priv_size = sizeof(struct cpu_priv),
+    .exact_single = 1,
     .supports = cpu_supports,
     .open = cpu_open,
     .reconfigure = cpu_reconfigure,
     .send_packet = cpu_send_packet,
     .receive_frame = cpu_receive_frame,
     .flush = cpu_flush,
+    .concealed = cpu_concealed,
     .skip_nonref = cpu_skip_nonref,
     .close = cpu_close,
 };

@@ -2,7 +2,17 @@
  * the index, never by counting, so frames a decoder drops or repeats cannot shift the
  * numbering. A run of decoding that began at packet S yields correct frames only for
  * display frames whose own start packet is at or after S (an open GOP's leading pictures
- * need the GOP before): other frames are dropped, never served or cached. */
+ * need the GOP before): other frames are dropped, never served or cached.
+ *
+ * Damaged streams: a frame served is what `ffmpeg -threads 1` gives from the start, or
+ * EIO. Concealment of a damaged picture varies from run to run with frame threads, and is
+ * NVDEC's own on the GPU. A threaded CPU decoder says when it conceals, before any frame
+ * that depends on the picture comes out (decode_backend.concealed); a GPU run holds each frame
+ * until every picture decoded before it, from its start packet on, has come out, and
+ * serves it only if none of them was damaged. Either way damage marks the media, whose
+ * frames then come from single-threaded CPU decoders, exact runs: a run is exact once it
+ * has a whole GOP without damage behind it (a damaged keyframe is concealed from the
+ * picture before it), so damage in the first GOP of a run starts it one GOP earlier. */
 #include "decoder.h"
 #include "averror.h"
 #include "frame_cache.h"
@@ -20,15 +30,33 @@
 #define SKIP_MARGIN 8
 /* Seeking costs about this many frames of decoding (flush, demuxer seek, refill). */
 #define SEEK_COST 4
+/* Frames a GPU run holds at most (more than a DPB and the decode queue keep back). */
+#define MAX_HELD 16
+/* Damaged pictures a GPU run remembers; past that, all its frames count as damaged. */
+#define MAX_DAMAGED 16
+
+/* What run_to ends with, besides a negative errno. */
+enum { RUN_OUT, RUN_EARLIER, RUN_DAMAGED, RUN_ON };
+
+/* A frame of a GPU run that waits for the pictures decoded before it. */
+struct held {
+    int idx;  /* display index */
+    int need; /* last display index among the pictures it waits for */
+    AVFrame *f;
+};
 
 struct run {
-    int start;     /* packet the current run began at */
-    int pending;   /* a packet read but not yet accepted by the backend */
-    int skipping;  /* non-reference pictures are being skipped */
-    int keys;      /* keyframe packets sent since the start */
-    /* A damaged picture came out before the run had a GOP of history: its concealment
-     * differs from a decode from the beginning, so nothing of this run is served. */
+    int start;         /* packet the current run began at */
+    int pending;       /* a packet read but not yet accepted by the backend */
+    int skipping;      /* non-reference pictures are being skipped */
+    int first_gop_end; /* packet of the first keyframe after start */
+    /* Exact runs: a damaged picture came out before the run had a GOP of history; its
+     * concealment differs from a decode from the beginning, so nothing of it is served. */
     int tainted;
+    int nb_damaged; /* GPU runs: packets of the damaged pictures seen */
+    int damaged[MAX_DAMAGED];
+    int nb_held;
+    struct held held[MAX_HELD];
 };
 
 /* Kept beside the public struct so the header need not expose run state. */
@@ -36,6 +64,7 @@ struct decoder_impl {
     struct decoder pub;
     struct run run;
     AVFrame *frame;
+    int exact; /* the backend is open single-threaded and exact_single */
 };
 
 static struct decoder_impl *impl(struct decoder *d)
@@ -65,12 +94,21 @@ int decoder_new(const struct decode_backend *backend, const struct decode_opts *
     return 0;
 }
 
+/* Drops the run's held frames and starts a new run at packet start. */
+static void run_reset(struct decoder *d, int start)
+{
+    struct run *run = &impl(d)->run;
+    for (int i = 0; i < run->nb_held; i++)
+        av_frame_free(&run->held[i].f);
+    *run = (struct run){.start = start};
+}
+
 static void detach(struct decoder *d)
 {
     avformat_close_input(&d->fmt);
     media_unref(&d->media);
     av_packet_unref(d->pkt);
-    impl(d)->run = (struct run){0};
+    run_reset(d, 0);
     d->next_packet = -1;
     d->last_frame = -1;
     d->drained = 0;
@@ -91,6 +129,32 @@ void decoder_free(struct decoder **dp)
     *dp = NULL;
 }
 
+static int media_damaged(const struct media *m)
+{
+    return __atomic_load_n(&m->damaged, __ATOMIC_ACQUIRE);
+}
+
+static void close_backend(struct decoder *d)
+{
+    d->backend->close(d->priv);
+    memset(d->priv, 0, d->backend->priv_size);
+    d->backend_open = 0;
+}
+
+/* Opens the backend for m: single-threaded when m is damaged and that makes it exact. */
+static int open_backend(struct decoder *d, const struct media *m)
+{
+    struct decode_opts o = d->opts;
+    if (d->backend->exact_single && media_damaged(m))
+        o.threads = 1;
+    int ret = d->backend->open(d->priv, m->par, &o);
+    if (ret < 0)
+        return ret == -ENOMEM ? ret : -EIO;
+    d->backend_open = 1;
+    impl(d)->exact = d->backend->exact_single && o.threads == 1;
+    return 0;
+}
+
 int decoder_attach(struct decoder *d, struct media *m)
 {
     if (d->media == m)
@@ -99,18 +163,12 @@ int decoder_attach(struct decoder *d, struct media *m)
         return -EIO;
     detach(d);
     int ret;
-    if (d->backend_open && (ret = d->backend->reconfigure(d->priv, m->par)) < 0) {
-        d->backend->close(d->priv);
-        d->backend_open = 0;
-    } else if (d->backend_open) {
+    if (d->backend_open && (ret = d->backend->reconfigure(d->priv, m->par)) < 0)
+        close_backend(d);
+    else if (d->backend_open)
         d->backend->flush(d->priv);
-    }
-    if (!d->backend_open) {
-        ret = d->backend->open(d->priv, m->par, &d->opts);
-        if (ret < 0)
-            return ret == -ENOMEM ? ret : -EIO;
-        d->backend_open = 1;
-    }
+    if (!d->backend_open && (ret = open_backend(d, m)) < 0)
+        return ret;
     ret = media_open_demuxer(m, &d->fmt);
     if (ret < 0)
         return ret;
@@ -184,7 +242,15 @@ static int seek_to(struct decoder *d, int packet)
         log_error("%s: cannot seek to packet %d: %s", d->media->path, packet, strerror(-ret));
         return -EIO;
     }
-    *run = (struct run){.start = packet, .pending = 1};
+    run_reset(d, packet);
+    run->pending = 1;
+    run->first_gop_end = d->media->index->nb_packets;
+    for (int p = packet + 1; p < d->media->index->nb_packets; p++) {
+        if (d->media->index->packets[p].key) {
+            run->first_gop_end = p;
+            break;
+        }
+    }
     d->next_packet = packet;
     return 0;
 }
@@ -207,7 +273,9 @@ static int feed(struct decoder *d, int target_packet)
             return ret;
         run->pending = 1;
     }
-    int skip = target_packet - d->next_packet > SKIP_MARGIN;
+    /* Never in a damaged media: a damaged keyframe is concealed from the picture before it,
+     * which must be the one a decode of every picture gives. */
+    int skip = target_packet - d->next_packet > SKIP_MARGIN && !media_damaged(d->media);
     if (d->media->index->counted)
         d->pkt->pts = d->media->index->packets[d->next_packet].pts;
     if (skip != run->skipping && d->backend->skip_nonref) {
@@ -218,7 +286,6 @@ static int feed(struct decoder *d, int target_packet)
     if (ret == -EAGAIN)
         return 0; /* the backend has frames to give first; keep the packet */
     run->pending = 0;
-    run->keys += !!(d->pkt->flags & AV_PKT_FLAG_KEY);
     d->next_packet++;
     av_packet_unref(d->pkt);
     if (ret < 0 && ret != -ENOMEM) {
@@ -241,6 +308,16 @@ static int identify(const struct decoder *d, const AVFrame *f)
     return idx;
 }
 
+/* Position of display frame n among the run's held frames, or -1. */
+static int find_held(const struct decoder *d, int n)
+{
+    const struct run *run = &impl((struct decoder *)d)->run;
+    for (int i = 0; i < run->nb_held; i++)
+        if (run->held[i].idx == n)
+            return i;
+    return -1;
+}
+
 int decoder_can_continue(const struct decoder *d, int n)
 {
     if (!d->media || n < 0 || n >= d->media->index->nb_frames)
@@ -248,7 +325,7 @@ int decoder_can_continue(const struct decoder *d, int n)
     const struct index *ix = d->media->index;
     int sp = index_start_packet(ix, n);
     /* A drained decoder still holds the last frames (reordering, codec threads). */
-    return d->next_packet >= 0 && d->last_frame < n &&
+    return d->next_packet >= 0 && (d->last_frame < n || find_held(d, n) >= 0) &&
            sp >= impl((struct decoder *)d)->run.start && sp <= d->next_packet;
 }
 
@@ -260,7 +337,7 @@ int decoder_distance(const struct decoder *d, int n)
     if (n < 0 || n >= ix->nb_frames)
         return INT_MAX;
     if (decoder_can_continue(d, n))
-        return n - d->last_frame - 1;
+        return n > d->last_frame ? n - d->last_frame - 1 : 0;
     return ix->frames[n].packet - index_start_packet(ix, n) + SEEK_COST;
 }
 
@@ -278,16 +355,127 @@ static int earlier_start(const struct index *ix, int packet)
     return packet > 0 ? 0 : -1;
 }
 
-/* Decodes on until frame n comes out: 0 with out set, 1 when the run is tainted and must
- * start earlier, negative errno on failure. */
-static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
+static void mark_damaged(struct decoder *d, int n)
+{
+    if (!__atomic_exchange_n(&d->media->damaged, 1, __ATOMIC_ACQ_REL))
+        log_warn("%s: damaged data (reading frame %d); decoding this file single-threaded "
+                 "(frames read as `ffmpeg -threads 1` gives them, or EIO)", d->media->path, n);
+}
+
+/* The last display index among the pictures decoded from the start packet of idx up to
+ * its own: once that is out, every picture idx can depend on has come out. */
+static int need_of(const struct index *ix, int idx)
+{
+    int need = idx;
+    for (int p = index_start_packet(ix, idx); p <= ix->frames[idx].packet; p++)
+        need = FFMAX(need, ix->packets[p].frame);
+    return need;
+}
+
+/* 1 when a damaged picture was decoded between the start packet of idx and its own. */
+static int window_damaged(const struct run *run, const struct index *ix, int idx)
+{
+    if (run->nb_damaged > MAX_DAMAGED)
+        return 1;
+    int from = index_start_packet(ix, idx), to = ix->frames[idx].packet;
+    for (int i = 0; i < run->nb_damaged; i++)
+        if (run->damaged[i] >= from && run->damaged[i] <= to)
+            return 1;
+    return 0;
+}
+
+/* Releases the held frames that every picture before them has come out for (all: the
+ * run is drained): cached when their window is clean, out set for n. RUN_OUT, RUN_DAMAGED
+ * (n's window was not clean) or RUN_ON; -ENOMEM. */
+static int release(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep, int all)
 {
     const struct index *ix = d->media->index;
     struct run *run = &impl(d)->run;
+    int ret = RUN_ON, kept = 0;
+    for (int i = 0; i < run->nb_held; i++) {
+        struct held *h = &run->held[i];
+        if (!all && d->last_frame < h->need) {
+            run->held[kept++] = *h;
+            continue;
+        }
+        int clean = !window_damaged(run, ix, h->idx);
+        if (clean && keep)
+            frame_cache_put(keep, d->media->id, h->idx, h->f);
+        if (h->idx == n)
+            ret = !clean ? RUN_DAMAGED : av_frame_ref(out, h->f) < 0 ? -ENOMEM : RUN_OUT;
+        av_frame_free(&h->f);
+    }
+    run->nb_held = kept;
+    return ret;
+}
+
+/* A GPU run's frame idx: held until the pictures before it have come out. */
+static int take_held(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out,
+                     struct frame_cache *keep)
+{
+    const struct index *ix = d->media->index;
+    struct run *run = &impl(d)->run;
+    if (index_start_packet(ix, idx) < run->start)
+        return idx >= n && find_held(d, n) < 0 ? -EIO : RUN_ON;
+    if (is_damaged(f)) {
+        mark_damaged(d, idx);
+        if (run->nb_damaged < MAX_DAMAGED)
+            run->damaged[run->nb_damaged] = ix->frames[idx].packet;
+        run->nb_damaged++;
+    }
+    if (run->nb_held < MAX_HELD) {
+        struct held *h = &run->held[run->nb_held];
+        if (!(h->f = av_frame_clone(f)))
+            return -ENOMEM;
+        h->idx = idx;
+        h->need = need_of(ix, idx);
+        run->nb_held++;
+    }
+    int ret = release(d, n, out, keep, 0);
+    return ret == RUN_ON && idx >= n && find_held(d, n) < 0 ? -EIO : ret;
+}
+
+/* A CPU run's frame idx, served at once: damage taints an exact run when it is in the
+ * run's first GOP, and sends a threaded one to an exact decoder. */
+static int take_now(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out,
+                    struct frame_cache *keep)
+{
+    const struct index *ix = d->media->index;
+    struct run *run = &impl(d)->run;
+    int valid = index_start_packet(ix, idx) >= run->start;
+    if (valid && is_damaged(f)) {
+        mark_damaged(d, idx);
+        if (!impl(d)->exact)
+            return RUN_DAMAGED;
+        if (run->start > 0 && ix->frames[idx].packet < run->first_gop_end) {
+            log_debug("%s: damaged picture in the first GOP of a run from packet %d",
+                      d->media->path, run->start);
+            run->tainted = 1;
+            return RUN_EARLIER;
+        }
+    }
+    if (valid && keep)
+        frame_cache_put(keep, d->media->id, idx, f);
+    if (idx < n)
+        return RUN_ON;
+    if (idx > n || !valid)
+        return -EIO;
+    return av_frame_ref(out, f) < 0 ? -ENOMEM : RUN_OUT;
+}
+
+/* Decodes on until frame n comes out: RUN_OUT with out set, RUN_EARLIER when the run must
+ * start a GOP earlier, RUN_DAMAGED when only an exact run can give n; negative errno on
+ * failure. */
+static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
+{
+    const struct index *ix = d->media->index;
     AVFrame *f = impl(d)->frame;
     int target_packet = ix->frames[n].packet;
+    int ret = release(d, n, out, keep, 0);
+    if (ret != RUN_ON)
+        return ret;
     for (;;) {
-        int ret = d->backend->receive_frame(d->priv, f);
+        ret = d->backend->receive_frame(d->priv, f);
         if (ret == -EAGAIN) {
             if (d->drained) {
                 log_error_once(d->media->path, "the decoder ran out of packets", "frame %d", n);
@@ -302,17 +490,20 @@ static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *ke
             continue;
         }
         if (ret == -ENODATA) {
-            log_error_once(d->media->path, "a frame never came out of the decoder", "frame %d",
-                           n);
-            return -EIO;
+            ret = release(d, n, out, keep, 1);
+            if (ret == RUN_ON)
+                log_error_once(d->media->path, "a frame never came out of the decoder",
+                               "frame %d", n);
+            return ret == RUN_ON ? -EIO : ret;
         }
         if (ret < 0)
             return ret == -ENOMEM ? ret : -EIO;
         d->frames_decoded++;
-        if (is_damaged(f) && run->start > 0 && run->keys <= 1 && !run->tainted) {
-            log_debug("%s: damaged picture early in a run from packet %d", d->media->path,
-                      run->start);
-            run->tainted = 1;
+        /* A threaded decoder concealed a picture this frame may come from. */
+        if (!impl(d)->exact && d->backend->concealed && d->backend->concealed(d->priv)) {
+            av_frame_unref(f);
+            mark_damaged(d, n);
+            return RUN_DAMAGED;
         }
         int idx = identify(d, f);
         log_debug("%s: decoded pts %lld: frame %d (want %d)", d->media->path,
@@ -322,18 +513,14 @@ static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *ke
             continue;
         }
         d->last_frame = idx;
-        int valid = index_start_packet(ix, idx) >= run->start && !run->tainted;
-        if (valid && keep)
-            frame_cache_put(keep, d->media->id, idx, f);
-        if (idx >= n) {
-            ret = idx > n ? -EIO : run->tainted ? 1 : valid ? av_frame_ref(out, f) : -EIO;
-            av_frame_unref(f);
-            if (ret == -EIO)
-                log_error_once(d->media->path, "a frame was not output (corrupt stream?)",
-                               "frame %d", n);
-            return ret < 0 && ret != -EIO ? -ENOMEM : ret;
-        }
+        ret = d->backend->exact_single ? take_now(d, idx, f, n, out, keep)
+                                       : take_held(d, idx, f, n, out, keep);
         av_frame_unref(f);
+        if (ret == -EIO)
+            log_error_once(d->media->path, "a frame was not output (corrupt stream?)",
+                           "frame %d", n);
+        if (ret != RUN_ON)
+            return ret;
     }
 }
 
@@ -341,7 +528,7 @@ static int run_to(struct decoder *d, int n, AVFrame *out, struct frame_cache *ke
 static int run_from(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
 {
     int ret;
-    while ((ret = run_to(d, n, out, keep)) == 1) {
+    while ((ret = run_to(d, n, out, keep)) == RUN_EARLIER) {
         int start = earlier_start(d->media->index, impl(d)->run.start);
         if (start < 0 || (ret = seek_to(d, start)) < 0)
             return start < 0 ? -EIO : ret;
@@ -362,17 +549,43 @@ int decoder_reaches(const struct media *m, int t, int n)
     return t < n && n < ix->nb_frames && index_start_packet(ix, n) <= ix->frames[t].packet;
 }
 
+/* Reopens the backend single-threaded (exact) for the damaged media; the next run seeks.
+ * On failure the decoder is left detached, to be opened anew by the next attach. */
+static int go_exact(struct decoder *d)
+{
+    close_backend(d);
+    run_reset(d, 0);
+    d->next_packet = -1;
+    d->last_frame = -1;
+    d->drained = 0;
+    int ret = open_backend(d, d->media);
+    if (ret < 0)
+        detach(d);
+    return ret;
+}
+
 int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
 {
     const struct index *ix = d->media->index;
     if (n < 0 || n >= ix->nb_frames)
         return -ENOENT;
-    int continued = decoder_can_continue(d, n);
-    int ret = continued ? run_from(d, n, out, keep)
+    int ret = 0;
+    if (!impl(d)->exact && d->backend->exact_single && media_damaged(d->media))
+        ret = go_exact(d);
+    int continued = ret == 0 && decoder_can_continue(d, n);
+    if (ret == 0)
+        ret = continued ? run_from(d, n, out, keep)
                         : seek_and_run(d, index_start_packet(ix, n), n, out, keep);
     /* Continuing can miss a frame the run skipped (non-reference pictures while far from
      * an earlier target) or one that drained away: a seek gets it. */
     if (ret == -EIO && continued)
         ret = seek_and_run(d, index_start_packet(ix, n), n, out, keep);
-    return ret;
+    /* Damage where n depends on it: only an exact decoder gives n (under backend=auto,
+     * the reader asks the CPU when this one is not). */
+    if (ret == RUN_DAMAGED && d->backend->exact_single && (ret = go_exact(d)) == 0)
+        ret = seek_and_run(d, index_start_packet(ix, n), n, out, keep);
+    if (ret == RUN_DAMAGED)
+        log_error_once(d->media->path, "a damaged frame cannot be decoded exactly here",
+                       "frame %d on %s", n, d->backend->name);
+    return ret == RUN_DAMAGED ? -EIO : ret;
 }

@@ -33,6 +33,9 @@ struct media {
     struct index *index;
 
     int refcount; /* atomic */
+    /* A decode gave a damaged picture (atomic, set once, kept while the media is open):
+     * CPU decoders then decode it single-threaded (decoder.c). */
+    int damaged;
 };
 
 /* Opens the source fd (a regular file, taken over: closed by the last unref; path names
