@@ -38,6 +38,42 @@ struct bufpool {
     struct bufpool_stats st; /* allocs, taken_back, waits; bytes and max_bytes on read */
 };
 
+#ifdef __SANITIZE_ADDRESS__
+/* Under ASan, heap buffers of the exact size: a write past a frame is reported. */
+static size_t buf_size(size_t size)
+{
+    return size;
+}
+
+static void *buf_alloc(size_t size)
+{
+    return malloc(size);
+}
+
+static void buf_free(void *data, size_t size)
+{
+    (void)size;
+    free(data);
+}
+#else
+static size_t buf_size(size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (size + page - 1) / page * page;
+}
+
+static void *buf_alloc(size_t size)
+{
+    void *data = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return data == MAP_FAILED ? NULL : data;
+}
+
+static void buf_free(void *data, size_t size)
+{
+    munmap(data, size);
+}
+#endif
+
 int bufpool_new(size_t max_bytes, struct bufpool **out)
 {
     struct bufpool *p = calloc(1, sizeof(*p));
@@ -70,10 +106,10 @@ static void list_append(struct bufpool *p, struct bufpool_mem *m)
     p->tail = m;
 }
 
-/* Unmaps m, which is on no list and has no owner. */
+/* Frees m, which is on no list and has no owner. */
 static void mem_free(struct bufpool *p, struct bufpool_mem *m)
 {
-    munmap(m->data, m->size);
+    buf_free(m->data, m->size);
     p->bytes -= m->size;
     free(m);
 }
@@ -110,12 +146,6 @@ void bufpool_free(struct bufpool **pp)
     *pp = NULL;
 }
 
-static size_t page_round(size_t size)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return (size + page - 1) / page * page;
-}
-
 /* A buffer of size bytes for a request that may go now, or NULL to wait (until *wake, ms,
  * when a parked buffer goes stale; 0: until one parks). Frees stale buffers, oldest
  * first, to make room. -ENOMEM in *err when mapping fails. Under the lock. */
@@ -139,10 +169,8 @@ static struct bufpool_mem *find_room(struct bufpool *p, size_t size, int64_t *wa
     if (p->bytes && p->bytes + size > p->st.max_bytes)
         return NULL;
     struct bufpool_mem *m = calloc(1, sizeof(*m));
-    void *data = m ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                          -1, 0)
-                   : MAP_FAILED;
-    if (data == MAP_FAILED) {
+    void *data = m ? buf_alloc(size) : NULL;
+    if (!data) {
         free(m);
         *err = -ENOMEM;
         return NULL;
@@ -179,7 +207,7 @@ static int wait_room(struct bufpool *p, size_t size, struct bufpool_mem **out)
 
 int bufpool_hold(struct bufpool *p, struct bufpool_buf *b, size_t size)
 {
-    size = page_round(size);
+    size = buf_size(size);
     pthread_mutex_lock(&p->lock);
     struct bufpool_mem *m = b->mem;
     int kept = m && m->size == size;
