@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <libavutil/pixdesc.h>
+
 #define NSHARDS 16
 #define NBUCKETS 1024 /* per shard */
 
@@ -194,21 +196,40 @@ static void make_room(struct frame_cache *fc, struct shard *own, size_t need)
     }
 }
 
+/* The cache's own copy of a frame in host memory: a reference would keep the decoder's
+ * pooled buffer from going back to it, and the decoder's pool would grow by every frame the
+ * cache holds, outside cache_mb. Frames in device memory are kept by reference. */
+static AVFrame *own_copy(const AVFrame *f)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
+    if (!d || (d->flags & AV_PIX_FMT_FLAG_HWACCEL))
+        return av_frame_clone(f);
+    AVFrame *c = av_frame_alloc();
+    if (!c)
+        return NULL;
+    c->format = f->format;
+    c->width = f->width;
+    c->height = f->height;
+    if (av_frame_get_buffer(c, 0) < 0 || av_frame_copy(c, f) < 0 || av_frame_copy_props(c, f) < 0)
+        av_frame_free(&c);
+    return c;
+}
+
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f)
 {
-    size_t bytes = frame_bytes(f);
-    if (bytes > fc->max_bytes)
+    if (frame_bytes(f) > fc->max_bytes)
         return;
     struct shard *s = shard_of(fc, media, n);
     if (frame_cache_has(fc, media, n))
         return;
-    AVFrame *ref = av_frame_clone(f);
+    AVFrame *ref = own_copy(f);
     struct entry *e = calloc(1, sizeof(*e));
     if (!ref || !e) {
         av_frame_free(&ref);
         free(e);
         return;
     }
+    size_t bytes = frame_bytes(ref);
     *e = (struct entry){.media = media, .n = n, .frame = ref, .bytes = bytes};
     make_room(fc, s, bytes);
     pthread_mutex_lock(&s->lock);

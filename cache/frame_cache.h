@@ -1,6 +1,8 @@
 /* Decoded frames shared by all readers: an LRU bounded in bytes, keyed by (media id,
  * display index), in shards with a lock each (the LRU order is kept per shard). Frames are refcounted AVFrames: get returns a new reference, so a
- * reader never copies a frame it only reads, and eviction never frees one in use. */
+ * reader never copies a frame it only reads, and eviction never frees one in use. The
+ * cache holds its own copy of a frame in host memory, so that what it holds is what it
+ * counts: a decoder's frame goes back to the decoder's pool at once. */
 #ifndef VIDFS_FRAME_CACHE_H
 #define VIDFS_FRAME_CACHE_H
 
@@ -16,7 +18,8 @@ void frame_cache_free(struct frame_cache **fc);
 
 /* A new reference to the cached frame (caller av_frame_free's it), or NULL on a miss. */
 AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n);
-/* Keeps a reference to f (no-op when present or when f alone exceeds the bound). */
+/* Keeps a copy of f, or a reference to f when it is in device memory (no-op when present
+ * or when f alone exceeds the bound). */
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f);
 /* 1 when present, without touching the LRU order. */
 int frame_cache_has(struct frame_cache *fc, uint64_t media, int n);

@@ -3,6 +3,7 @@
  * this mount). Videos are opened through a table of media that is checked against the
  * source's stat on every lookup, so a changed file is re-indexed. */
 #include "ops.h"
+#include "bufpool.h"
 #include "convert.h"
 #include "media.h"
 #include "media_table.h"
@@ -40,7 +41,7 @@ struct handle {
     int w, h;
     uint64_t frame_size;
     pthread_mutex_t lock; /* frame_buf, cur and lease */
-    uint8_t *frame_buf;
+    struct bufpool_buf frame_buf; /* held by a read, parked between reads */
     int cur; /* frame of the batch in frame_buf, -1 none */
     struct reader_lease lease; /* a batch's decoder, from its first frame to its last */
 };
@@ -256,6 +257,7 @@ static char *fs_stats(struct vidfs *fs)
         .pool = fs->pool,
         .reader = fs->reader,
         .segmenter = fs->segmenter,
+        .bufs = fs->bufs,
         .bytes_served = __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED),
         .files_opened = __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED),
     };
@@ -496,7 +498,7 @@ static void handle_free(struct vidfs *fs, struct handle *h)
     if (h->fd >= 0)
         close(h->fd);
     free(h->buf);
-    free(h->frame_buf);
+    bufpool_drop(fs->bufs, &h->frame_buf);
     media_unref(&h->m);
     pthread_mutex_destroy(&h->lock);
     free(h);
@@ -560,11 +562,8 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
         if (ret < 0)
             return ret;
         fi->direct_io = 1;
-        if (!format_is_raw(h->vp.format))
-            return open_image(fs, h);
-        /* Padding: swscale may write a little past the last row. */
-        h->frame_buf = malloc(h->frame_size + CONVERT_PAD);
-        return h->frame_buf ? 0 : -ENOMEM;
+        /* Raw frames are made at read time, into a buffer from the bounded pool. */
+        return format_is_raw(h->vp.format) ? 0 : open_image(fs, h);
     case VPATH_SEGMENT: {
         struct segment_req req = {h->vp.seg_start, h->vp.seg_end, h->vp.container,
                                   h->vp.seg_copy};
@@ -635,7 +634,7 @@ static int render(struct vidfs *fs, struct handle *h, int k)
     struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
     h->cur = -1;
     int ret = render_frame(fs->reader, h->m, h->vp.first + k * h->vp.step, end,
-                           batch ? &h->lease : NULL, &req, h->frame_buf, h->frame_size);
+                           batch ? &h->lease : NULL, &req, h->frame_buf.data, h->frame_size);
     if (batch && (ret < 0 || k == vpath_count(&h->vp) - 1))
         reader_lease_end(fs->reader, &h->lease);
     if (ret == 0)
@@ -647,22 +646,36 @@ static int read_frames(struct vidfs *fs, struct handle *h, char *buf, size_t siz
 {
     uint64_t total = h->frame_size * (uint64_t)vpath_count(&h->vp);
     size_t done = 0;
+    if ((uint64_t)off >= total)
+        return 0;
     pthread_mutex_lock(&h->lock);
+    /* Padding: swscale may write a little past the last row. */
+    int ret = bufpool_hold(fs->bufs, &h->frame_buf, h->frame_size + CONVERT_PAD);
+    if (ret < 0) {
+        pthread_mutex_unlock(&h->lock);
+        return ret;
+    }
+    if (ret == 0) /* new, or taken back for another handle since the last read */
+        h->cur = -1;
     while (done < size && (uint64_t)off + done < total) {
         uint64_t pos = (uint64_t)off + done;
         int k = (int)(pos / h->frame_size);
         uint64_t in = pos % h->frame_size;
-        int ret = render(fs, h, k);
-        if (ret < 0) {
-            pthread_mutex_unlock(&h->lock);
-            return done ? (int)done : ret;
-        }
+        if ((ret = render(fs, h, k)) < 0)
+            break;
         size_t n = h->frame_size - in < size - done ? (size_t)(h->frame_size - in) : size - done;
-        memcpy(buf + done, h->frame_buf + in, n);
+        memcpy(buf + done, h->frame_buf.data + in, n);
         done += n;
     }
+    /* Read to its end, the file needs its frame no more: the buffer goes to others. */
+    if ((uint64_t)off + done >= total) {
+        bufpool_drop(fs->bufs, &h->frame_buf);
+        h->cur = -1;
+    } else {
+        bufpool_park(fs->bufs, &h->frame_buf);
+    }
     pthread_mutex_unlock(&h->lock);
-    return (int)done;
+    return done || ret >= 0 ? (int)done : ret;
 }
 
 /* size, cut to what of h's fd is served from off on. */
@@ -686,7 +699,7 @@ static int vidfs_read(const char *path, char *buf, size_t size, off_t off,
     if (h->fd >= 0) {
         ssize_t r = pread(h->fd, buf, fd_clamp(h, size, off), off);
         ret = r < 0 ? -errno : (int)r;
-    } else if (h->frame_buf) {
+    } else if (h->frame_size && format_is_raw(h->vp.format)) {
         ret = read_frames(fs, h, buf, size, off);
     } else {
         size_t n = (uint64_t)off >= h->len ? 0 : h->len - (size_t)off;

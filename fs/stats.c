@@ -1,6 +1,7 @@
 /* /.vidfs/stats.json: the counters of every layer and the long work going on, read when
  * the file is opened (and looked up: its size is the text's length). */
 #include "stats.h"
+#include "bufpool.h"
 #include "frame_cache.h"
 #include "pool.h"
 #include "progress.h"
@@ -51,10 +52,12 @@ char *stats_json(const struct stats_sources *src)
     struct pool_stats ps;
     struct reader_stats rs;
     struct segment_stats ss = {0};
+    struct bufpool_stats bs;
     frame_cache_stats(src->cache, &fc);
     pool_stats(src->pool, &ps);
     reader_stats(src->reader, &rs);
     segment_stats(src->segmenter, &ss);
+    bufpool_stats(src->bufs, &bs);
     json_object *o = json_object_new_object(), *x;
     add_u64(o, "frames_served", rs.frames_served);
     add_u64(o, "bytes_served", src->bytes_served);
@@ -73,6 +76,12 @@ char *stats_json(const struct stats_sources *src)
     add_u64(x, "frames", fc.frames);
     add_u64(x, "bytes", fc.bytes);
     add_u64(x, "max_bytes", fc.max_bytes);
+    json_object_object_add(o, "frame_buffers", x = json_object_new_object());
+    add_u64(x, "bytes", bs.bytes);
+    add_u64(x, "max_bytes", bs.max_bytes);
+    add_u64(x, "allocs", bs.allocs);
+    add_u64(x, "taken_back", bs.taken_back);
+    add_u64(x, "waits", bs.waits);
     json_object_object_add(o, "decoders", x = json_object_new_object());
     add_u64(x, "created", ps.created);
     add_u64(x, "reused", ps.reused);

@@ -1,7 +1,9 @@
 /* The mount's state: built from the settings before the mount, started in the daemon. */
 #include "vidfs.h"
+#include "bufpool.h"
 #include "frame_cache.h"
 #include "decode.h"
+#include "idle.h"
 #include "log.h"
 #include "media_table.h"
 #include "source.h"
@@ -20,6 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The frames of all raw frame files being read together (README, Memory): room for two of
+ * the largest views (2^25 pixels, 3 bytes each) at once. */
+#define FRAME_BUFFERS_BYTES ((size_t)256 << 20)
 
 /* The gpus setting as the pool's list; none for "all", which vidfs_start counts: CUDA must
  * not start before the daemon forks. */
@@ -129,7 +135,8 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
         (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
         (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0 ||
         (ret = media_table_new(fs->source, fs->src, fs->store, &fs->media)) < 0 ||
-        (ret = size_table_new(&fs->sizes)) < 0)
+        (ret = size_table_new(&fs->sizes)) < 0 ||
+        (ret = bufpool_new(FRAME_BUFFERS_BYTES, &fs->bufs)) < 0)
         goto fail;
     *out = fs;
     return 0;
@@ -143,6 +150,7 @@ void vidfs_free(struct vidfs **fsp)
     struct vidfs *fs = *fsp;
     if (!fs)
         return;
+    idle_free(&fs->idle);
     media_table_free(&fs->media);
     size_table_free(&fs->sizes);
     segmenter_free(&fs->segmenter);
@@ -150,6 +158,7 @@ void vidfs_free(struct vidfs **fsp)
     pool_free(&fs->pool);
     frame_cache_free(&fs->cache);
     store_free(&fs->store);
+    bufpool_free(&fs->bufs);
     if (fs->src_fd >= 0)
         close(fs->src_fd);
     source_free(&fs->src);
@@ -165,6 +174,8 @@ void vidfs_start(struct vidfs *fs)
     /* Mounted by now: its device is known, and source lookups keep off it. */
     if (fs->mountpoint)
         source_avoid_mount(fs->src, fs->mountpoint);
+    if (idle_new(fs, &fs->idle) < 0)
+        log_warn("no idle watcher thread: memory is not given back after bursts");
 #if VIDFS_HAVE_NVDEC
     const struct decode_backend *be[DECODE_MAX_BACKENDS + 1];
     decode_backends_allowed(backend_name(fs->cfg.backend), be);

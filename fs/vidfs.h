@@ -22,6 +22,8 @@ struct vidfs {
     struct segmenter *segmenter;
     struct media_table *media;
     struct size_table *sizes;
+    struct bufpool *bufs; /* frames of the raw frame files being read */
+    struct idle *idle;    /* started with the daemon (vidfs_start) */
     uint64_t bytes_served, files_opened;
 };
 

@@ -13,6 +13,7 @@
  * Opening and attaching run outside the lock: the slot is marked busy first. */
 #include "pool.h"
 #include "decoder.h"
+#include "fifo.h"
 #include "log.h"
 #include "media.h"
 
@@ -21,7 +22,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 struct slot {
@@ -35,11 +35,6 @@ struct slot {
     int64_t parked_until;  /* ms (monotonic) while parked for its claim, else 0 */
 };
 
-/* A request waiting for a slot by rules 2-5; the queue is in arrival order. */
-struct waiter {
-    struct waiter *next;
-};
-
 struct pool {
     pthread_mutex_t lock;
     pthread_cond_t released;
@@ -47,18 +42,11 @@ struct pool {
     int size;  /* slots in use: opts.size, or derived from the machine */
     int cores;
     struct slot *slots; /* POOL_MAX_SIZE */
-    struct waiter *queue, **queue_tail;
+    struct fifo queue; /* requests waiting for a slot by rules 2-5 */
     int recent[32]; /* requests active at the last acquires, for cpu_threads */
     uint64_t tick;
     struct pool_stats st;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* 1 while slot s is parked for a claim (not free to others); *wake is lowered to when
  * that ends. */
@@ -96,7 +84,7 @@ int pool_new(const struct pool_opts *opts, struct pool **out)
     }
     p->cores = online_cores();
     p->size = pool_bound(p, 0);
-    p->queue_tail = &p->queue;
+    fifo_init(&p->queue);
     p->slots = calloc(POOL_MAX_SIZE, sizeof(*p->slots));
     if (!p->slots) {
         free(p);
@@ -158,7 +146,7 @@ static int choose(struct pool *p, const struct media *m, int n, const struct dec
                   int *cont, int64_t *wake)
 {
     int best = -1, best_dist = INT_MAX, empty = -1, lru = -1, behind = 0;
-    int64_t now = now_ms();
+    int64_t now = fifo_now_ms();
     *cont = 1;
     *wake = 0;
     for (int i = 0; i < p->size; i++) {
@@ -233,8 +221,7 @@ static int cpu_threads(struct pool *p)
     int active = 0, peak = 0;
     for (int i = 0; i < p->size; i++)
         active += p->slots[i].busy;
-    for (const struct waiter *w = p->queue; w; w = w->next)
-        active++;
+    active += fifo_count(&p->queue);
     int n = (int)(sizeof(p->recent) / sizeof(p->recent[0]));
     p->recent[p->tick % (uint64_t)n] = active;
     for (int i = 0; i < n; i++)
@@ -248,35 +235,20 @@ static int cpu_threads(struct pool *p)
 static int wait_slot(struct pool *p, const struct media *m, int n,
                      const struct decode_backend *be)
 {
-    struct waiter w = {0};
-    int queued = 0, cont, i;
+    struct fifo_waiter w = {0};
+    int cont, i;
     int64_t wake;
     for (;;) {
         i = choose(p, m, n, be, &cont, &wake);
-        if (i >= 0 && (cont || (queued ? p->queue == &w : !p->queue)))
+        if (i >= 0 && (cont || fifo_turn(&p->queue, &w)))
             break;
-        if (!queued && !cont) {
-            *p->queue_tail = &w;
-            p->queue_tail = &w.next;
-            queued = 1;
+        if (!cont && !w.queued) {
+            fifo_join(&p->queue, &w);
             p->st.waits++;
         }
-        if (wake) {
-            struct timespec ts = {.tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000};
-            pthread_cond_timedwait(&p->released, &p->lock, &ts);
-        } else {
-            pthread_cond_wait(&p->released, &p->lock);
-        }
+        fifo_sleep(&p->released, &p->lock, wake);
     }
-    if (queued) {
-        struct waiter **pp = &p->queue;
-        while (*pp != &w)
-            pp = &(*pp)->next;
-        *pp = w.next;
-        if (!w.next)
-            p->queue_tail = pp;
-        pthread_cond_broadcast(&p->released); /* the next in line may go now */
-    }
+    fifo_leave(&p->queue, &w, &p->released);
     return i;
 }
 
@@ -358,7 +330,7 @@ void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c)
         count_frames(p, s);
         s->busy = 0;
         s->used = ++p->tick;
-        s->parked_until = now_ms() + POOL_PARK_MS;
+        s->parked_until = fifo_now_ms() + POOL_PARK_MS;
         c->slot = (int)(s - p->slots);
         c->gen = s->gen;
     }
@@ -424,9 +396,8 @@ void pool_stats(struct pool *p, struct pool_stats *st)
     st->ngpus = p->opts.ngpus;
     st->busy = st->idle = st->waiting = st->parked = 0;
     st->size = p->size;
-    int64_t now = now_ms(), wake = 0;
-    for (const struct waiter *w = p->queue; w; w = w->next)
-        st->waiting++;
+    int64_t now = fifo_now_ms(), wake = 0;
+    st->waiting = fifo_count(&p->queue);
     for (int i = 0; i < p->size; i++) {
         if (!p->slots[i].d)
             continue;

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -52,6 +53,11 @@ struct segmenter {
     pthread_mutex_t lock;
     pthread_cond_t done; /* a job finished */
     struct job *jobs;
+    /* Transcodes at once, in arrival order: ticket t starts once t < transcodes_done +
+     * max_transcodes (README, Memory: each CPU encoder holds its own frames). */
+    int max_transcodes;
+    uint64_t transcode_tickets, transcodes_done;
+    pthread_cond_t transcode_turn;
     atomic_uint_fast64_t produced, store_hits, copies, nvenc_encodes, cpu_encodes,
         nvenc_fallbacks;
 };
@@ -133,6 +139,10 @@ int segmenter_new(struct reader *reader, struct store *store, const struct confi
     setenv("SVT_LOG", "1", 0);
     pthread_mutex_init(&sg->lock, NULL);
     pthread_cond_init(&sg->done, NULL);
+    pthread_cond_init(&sg->transcode_turn, NULL);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* An encoder takes every core already: more at once only add their frames. */
+    sg->max_transcodes = cores >= 32 ? 4 : cores >= 16 ? 2 : 1;
     *out = sg;
     return 0;
 fail:
@@ -146,6 +156,7 @@ void segmenter_free(struct segmenter **sgp)
     if (!sg)
         return;
     encode_sessions_free(&sg->sessions);
+    pthread_cond_destroy(&sg->transcode_turn);
     pthread_cond_destroy(&sg->done);
     pthread_mutex_destroy(&sg->lock);
     free(sg);
@@ -185,6 +196,39 @@ static void segment_path(const struct media *m, const struct segment_req *req, c
              req->end, req->copy ? "copy." : "", req->container);
 }
 
+/* Waits for a transcode's turn, in arrival order. */
+static void transcode_turn_take(struct segmenter *sg)
+{
+    pthread_mutex_lock(&sg->lock);
+    uint64_t t = sg->transcode_tickets++;
+    while (t >= sg->transcodes_done + (uint64_t)sg->max_transcodes)
+        pthread_cond_wait(&sg->transcode_turn, &sg->lock);
+    pthread_mutex_unlock(&sg->lock);
+}
+
+/* An encoder's frames go back to the system when it closes: glibc keeps free memory at
+ * the top of each thread's arena (main.c's mallopt), and the next encoder, on another
+ * request thread, would map its own. */
+static void transcode_turn_give(struct segmenter *sg)
+{
+    malloc_trim(0);
+    pthread_mutex_lock(&sg->lock);
+    sg->transcodes_done++;
+    pthread_cond_broadcast(&sg->transcode_turn);
+    pthread_mutex_unlock(&sg->lock);
+}
+
+static int transcode_limited(struct segmenter *sg, const struct transcode_opts *to,
+                             struct media *m, const struct range *r,
+                             const struct output_container *c, const char *tmp, int *fell_back,
+                             const char **encoder)
+{
+    transcode_turn_take(sg);
+    int ret = transcode_write(to, m, r, c, tmp, fell_back, encoder);
+    transcode_turn_give(sg);
+    return ret;
+}
+
 /* Makes the segment named name into a temporary file of the store (stats.json lists it
  * meanwhile). */
 static int write_tmp(struct segmenter *sg, struct media *m, const struct segment_req *req,
@@ -199,7 +243,7 @@ static int write_tmp(struct segmenter *sg, struct media *m, const struct segment
     /* The muxer writes by name; the caller's descriptor, still open, serves the result. */
     struct transcode_opts to = {sg->reader, &sg->enc, sg->sessions, sg->audio, p};
     int ret = req->copy ? copy_write(sg->audio, m, r, c, tmp, p)
-                        : transcode_write(&to, m, r, c, tmp, fell_back, encoder);
+                        : transcode_limited(sg, &to, m, r, c, tmp, fell_back, encoder);
     progress_end(&p);
     return ret;
 }

@@ -36,8 +36,8 @@ def own_mount(make_mount, workdir, corpus, name, opts=()):
 def test_stats_json_has_every_counter(make_mount, workdir, corpus):
     m = own_mount(make_mount, workdir, corpus, "stats-keys")
     s = stats(m)
-    for key in ("frames_served", "bytes_served", "frame_cache", "decoders", "frames_decoded",
-                "readahead", "segments", "in_progress"):
+    for key in ("frames_served", "bytes_served", "frame_cache", "frame_buffers", "decoders",
+                "frames_decoded", "readahead", "segments", "in_progress"):
         assert key in s
     assert s["frames_served"] == 0 and decoded(s) == 0
 

@@ -1,0 +1,35 @@
+/* Requests waiting in arrival order on one condition variable (decoder slots, frame
+ * buffers): only the first in line may take what comes free, so that no request waits
+ * behind later ones (under 64 readers, unordered wake-ups let some wait a minute). All
+ * calls under the mutex the condition variable goes with. */
+#ifndef VIDFS_FIFO_H
+#define VIDFS_FIFO_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct fifo_waiter {
+    struct fifo_waiter *next;
+    int queued;
+};
+
+struct fifo {
+    struct fifo_waiter *head, **tail;
+};
+
+void fifo_init(struct fifo *q);
+/* 1 when w may take what is free: first in line, or not in line behind anyone. */
+int fifo_turn(const struct fifo *q, const struct fifo_waiter *w);
+/* Puts w at the end of the line (no-op when in it). */
+void fifo_join(struct fifo *q, struct fifo_waiter *w);
+/* Takes w out of the line and wakes the others on cond: the next may go now. */
+void fifo_leave(struct fifo *q, struct fifo_waiter *w, pthread_cond_t *cond);
+/* Waits on cond (made for CLOCK_MONOTONIC) until woken or until wake_ms, monotonic
+ * milliseconds (0: until woken). */
+void fifo_sleep(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t wake_ms);
+/* Monotonic milliseconds. */
+int64_t fifo_now_ms(void);
+/* Requests in line. */
+int fifo_count(const struct fifo *q);
+
+#endif
