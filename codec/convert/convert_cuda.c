@@ -377,8 +377,11 @@ static int cuda_run(const AVFrame *src, const struct convert_req *req, uint8_t *
             goto pop;
         out = s->host;
     }
-    /* A range change into YUV (full-range streams) is swscale's, as ffmpeg's: on the CPU. */
-    int on_cpu = convert_changes_range(src, req->format);
+    /* A range change into YUV (full-range streams) is swscale's, as ffmpeg's, and so is a
+     * shrink beyond what the kernels' filter spans: on the CPU. */
+    int on_cpu = convert_changes_range(src, req->format) ||
+                 src->width > CVT_MAX_FILTER_SCALE * req->width ||
+                 src->height > CVT_MAX_FILTER_SCALE * req->height;
     ret = on_cpu ? 1 : copy_layout(src, d, req, out, s->stream);
 #if VIDFS_HAVE_CUDA_KERNELS
     CUfunction fn;

@@ -8,7 +8,7 @@
  * to 224x224 averages rather than aliases. */
 #include "convert_params.h"
 
-#define MAX_FILTER_SCALE 32.0f
+#define MAX_FILTER_SCALE ((float)CVT_MAX_FILTER_SCALE)
 
 __device__ __forceinline__ float cubic(float x)
 {

@@ -5,6 +5,10 @@
 
 enum cvt_filter { CVT_NEAREST, CVT_BILINEAR, CVT_BICUBIC };
 
+/* The widest a filter grows when shrinking, in source samples per output sample; views
+ * shrunk further are left to the CPU (swscale's filter spans the whole step). */
+#define CVT_MAX_FILTER_SCALE 32
+
 /* What the kernels write, in the byte layout of the frame file (no padding). */
 enum cvt_out {
     CVT_OUT_LUMA8,      /* Y plane (gray, first plane of nv12 / yuv420p) */
