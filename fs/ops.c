@@ -4,6 +4,7 @@
  * source's stat on every lookup, so a changed file is re-indexed. */
 #include "ops.h"
 #include "convert.h"
+#include "image_ahead.h"
 #include "media.h"
 #include "media_table.h"
 #include "reader.h"
@@ -389,8 +390,8 @@ static int open_image(struct vidfs *fs, struct handle *h)
     struct convert_req req = {.format = h->vp.format, .width = h->w, .height = h->h};
     uint8_t *out;
     size_t size;
-    int ret = render_image(fs->reader, h->m, h->vp.first, &req, (int)fs->cfg.jpeg_quality, &out,
-                           &size);
+    int ret = image_ahead_get(fs->images, h->m, h->vp.first, &req, (int)fs->cfg.jpeg_quality,
+                              &out, &size);
     if (ret < 0)
         return ret;
     h->buf = (char *)out;
@@ -443,6 +444,7 @@ static char *fs_stats(struct vidfs *fs)
         .pool = fs->pool,
         .reader = fs->reader,
         .segmenter = fs->segmenter,
+        .images = fs->images,
         .bytes_served = __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED),
         .files_opened = __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED),
     };

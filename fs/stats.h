@@ -9,6 +9,7 @@ struct stats_sources {
     struct pool *pool;
     struct reader *reader;
     struct segmenter *segmenter;
+    struct image_ahead *images;
     uint64_t bytes_served, files_opened;
 };
 

@@ -1,6 +1,7 @@
 /* The mount's state: built from the settings before the mount, started in the daemon. */
 #include "vidfs.h"
 #include "frame_cache.h"
+#include "image_ahead.h"
 #include "decode.h"
 #include "log.h"
 #include "media_table.h"
@@ -129,7 +130,8 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
         (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
         (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0 ||
         (ret = media_table_new(fs->source, fs->src, fs->store, &fs->media)) < 0 ||
-        (ret = size_table_new(&fs->sizes)) < 0)
+        (ret = size_table_new(&fs->sizes)) < 0 ||
+        (ret = image_ahead_new(fs->reader, (int)fs->cfg.readahead, &fs->images)) < 0)
         goto fail;
     *out = fs;
     return 0;
@@ -143,6 +145,7 @@ void vidfs_free(struct vidfs **fsp)
     struct vidfs *fs = *fsp;
     if (!fs)
         return;
+    image_ahead_free(&fs->images);
     media_table_free(&fs->media);
     size_table_free(&fs->sizes);
     segmenter_free(&fs->segmenter);

@@ -22,6 +22,7 @@ struct vidfs {
     struct segmenter *segmenter;
     struct media_table *media;
     struct size_table *sizes;
+    struct image_ahead *images;
     uint64_t bytes_served, files_opened;
 };
 

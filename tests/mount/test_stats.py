@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import time
 
+import pytest
+
 import util
 
 CLIP = "h264_bframes.mp4"  # 50 frames, keyframes every 12
@@ -80,6 +82,23 @@ def test_readahead_decodes_ahead_of_a_sequential_reader(make_mount, workdir, cor
     s = stats(m)
     assert s["readahead"]["frames"] > 0, s["readahead"]
     assert s["frames_served"] == 20
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_images_read_in_order_are_encoded_ahead_with_the_same_bytes(make_mount, workdir,
+                                                                    corpus, fmt):
+    """An in-order reader of png/jpg frames gets images encoded ahead by background
+    threads, byte for byte what a reader of that frame alone gets; a reader out of order
+    gets none encoded ahead."""
+    m = own_mount(make_mount, workdir, corpus, "stats-img-" + fmt, ("readahead=8",))
+    got = [read_frame(m, i, fmt) for i in range(20)]
+    s = stats(m)
+    assert s["images"]["ahead"] > 0 and s["images"]["hits"] > 0, s["images"]
+    alone = own_mount(make_mount, workdir, corpus, "stats-img-alone-" + fmt, ("readahead=8",))
+    for i in (19, 3, 11, 0, 7):
+        assert read_frame(alone, i, fmt) == got[i], i
+    s = stats(alone)
+    assert s["images"]["ahead"] == 0 and s["images"]["hits"] == 0, s["images"]
 
 
 def test_pool_bound_holds_under_parallel_readers(make_mount, workdir, corpus):
