@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vidfs benchmarks, each against its peer in the same run:
 #
-#   scripts/bench/run.sh [--quick] [BENCH ...]     BENCH: sequential random clips loader
+#   scripts/bench/run.sh [--quick] [BENCH ...]     BENCH: sequential random images clips loader
 #
 # Test videos are generated with the ffmpeg CLI into build/bench-videos (kept between
 # runs); results go to build/bench-results/NAME.json (+ NAME.png with matplotlib) and the
@@ -15,11 +15,11 @@ BENCHES=()
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=--quick ;;
-        sequential|random|clips|loader) BENCHES+=("$a") ;;
-        *) echo "usage: $0 [--quick] [sequential|random|clips|loader ...]" >&2; exit 2 ;;
+        sequential|random|images|clips|loader) BENCHES+=("$a") ;;
+        *) echo "usage: $0 [--quick] [sequential|random|images|clips|loader ...]" >&2; exit 2 ;;
     esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(sequential random clips loader)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(sequential random images clips loader)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
