@@ -42,7 +42,9 @@ int reader_get(struct reader *r, struct media *m, int n, AVFrame **out);
 int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out);
 
 /* reader_get_until through lease l (NULL: a lease for this frame alone). A leased request
- * decodes in its own order and starts no read-ahead. */
+ * read in order hands its decoder to a read-ahead job when a read-ahead worker is free (the
+ * job decodes its next frames while it converts or encodes this one, and gives the
+ * decoder up when it ends); else it decodes in its own order. */
 int reader_get_leased(struct reader *r, struct media *m, int n, int end,
                       struct reader_lease *l, AVFrame **out);
 /* Gives the lease's decoder back to the pool (keeping its position); l may be unused. */

@@ -84,6 +84,21 @@ def test_readahead_decodes_ahead_of_a_sequential_reader(make_mount, workdir, cor
     assert s["frames_served"] == 20
 
 
+def test_a_batch_is_decoded_ahead_by_its_own_decoder(make_mount, workdir, corpus):
+    """A batch read in order hands its decoder to read-ahead, which decodes the next frames
+    while the reader converts: every frame once, no second decoder, ffmpeg's bytes."""
+    m = own_mount(make_mount, workdir, corpus, "stats-batch-ra", ("readahead=8",))
+    r = util.ref(os.path.join(corpus, CLIP))
+    fsize = r.frame_size("nv12")
+    data = util.read_all(os.path.join(m.mnt, CLIP, "frames", "0-50.nv12"))
+    for k in range(50):
+        assert data[k * fsize:(k + 1) * fsize] == r.frame("nv12", k), k
+    s = stats(m)
+    assert s["readahead"]["frames"] > 0, s["readahead"]
+    assert s["decoders"]["created"] == 1 and s["decoders"]["seeks"] == 0, s["decoders"]
+    assert 50 <= decoded(s) <= 50 + 2, s["frames_decoded"]
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
 def test_images_read_in_order_are_encoded_ahead_with_the_same_bytes(make_mount, workdir,
                                                                     corpus, fmt):
