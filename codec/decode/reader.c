@@ -133,7 +133,7 @@ static void *worker_main(void *arg)
         t->running = 1;
         /* A job is one request: it keeps its decoder from its first frame to its last
          * (a per-frame lease lets a waiting reader take it between two frames). */
-        struct reader_lease lease = {t->claim};
+        struct reader_lease lease = {.claim = t->claim};
         t->claim = (struct pool_claim){.slot = -1};
         struct media *m = media_ref(t->m);
         while (t->job_from <= t->job_to && !r->stop) {
@@ -228,6 +228,14 @@ static int job_has(struct reader *r, const struct media *m, int n)
     return t && t->job_from <= n && n <= t->job_to;
 }
 
+/* 1 when read-ahead went past frame n of m (so a miss means the cache dropped it). Under
+ * the lock. */
+static int passed(struct reader *r, const struct media *m, int n)
+{
+    struct track *t = find_track(r, m->id, 0);
+    return t && n <= t->horizon && !(t->job_from <= n && n <= t->job_to);
+}
+
 /* Notes the access and queues read-ahead for sequential ones. Returns 1 when frame n is
  * part of a running or queued job (so the caller may wait for it). Under the lock. */
 static int note_access(struct reader *r, struct media *m, int n, int end)
@@ -293,6 +301,7 @@ static void hand_over(struct reader *r, struct media *m, int n, int end, struct 
         if (t && !t->running && t->job_from <= t->job_to && t->claim.slot < 0) {
             t->claim = l->claim;
             l->claim.slot = -1;
+            l->handed = 1;
         }
     } else if ((t = find_track(r, m->id, 1))) {
         t->last = n; /* still in order next time */
@@ -320,12 +329,15 @@ int reader_get_leased(struct reader *r, struct media *m, int n, int end,
         return -ENOENT;
     __atomic_add_fetch(&r->st.frames_served, 1, __ATOMIC_RELAXED);
     AVFrame *f = frame_cache_get(r->cache, m->id, n);
-    int pending = 0, ahead = l && r->opts.readahead > 0;
+    int pending = 0, ahead = l && !l->keep && r->opts.readahead > 0;
     if (!l || ahead) {
         pthread_mutex_lock(&r->lock);
         pending = l ? job_has(r, m, n) : note_access(r, m, n, end);
         if (!f && pending)
             f = wait_for(r, m, n);
+        if (!f && l && l->handed && passed(r, m, n))
+            l->keep = 1; /* and this frame is decoded again, once */
+        ahead = ahead && !l->keep;
         pthread_mutex_unlock(&r->lock);
     }
     if (pending && f)

@@ -25,8 +25,10 @@ struct reader_opts {
  * Initialise with READER_LEASE_INIT; end with reader_lease_end. */
 struct reader_lease {
     struct pool_claim claim;
+    int handed; /* the decoder went to read-ahead (reader_get_leased) */
+    int keep;   /* read-ahead lost frames to the cache's bound: decode for ourselves */
 };
-#define READER_LEASE_INIT {{.slot = -1}}
+#define READER_LEASE_INIT {.claim = {.slot = -1}}
 
 /* The reader borrows pool and cache, which must outlive it. */
 int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader_opts *opts,
