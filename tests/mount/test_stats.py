@@ -27,11 +27,11 @@ def read_frame(m, i, fmt="nv12"):
     return util.read_all(os.path.join(m.mnt, CLIP, "frames", f"{i}.{fmt}"))
 
 
-def own_mount(make_mount, workdir, corpus, name, opts=()):
+def own_mount(make_mount, workdir, corpus, name, opts=(), clip=CLIP):
     src = os.path.join(workdir, name + ".src")
     shutil.rmtree(src, ignore_errors=True)
     os.makedirs(src)
-    shutil.copyfile(os.path.join(corpus, CLIP), os.path.join(src, CLIP))
+    shutil.copyfile(os.path.join(corpus, clip), os.path.join(src, clip))
     return make_mount(src, name, opts)
 
 
@@ -97,6 +97,24 @@ def test_a_batch_is_decoded_ahead_by_its_own_decoder(make_mount, workdir, corpus
     assert s["readahead"]["frames"] > 0, s["readahead"]
     assert s["decoders"]["created"] == 1 and s["decoders"]["seeks"] == 0, s["decoders"]
     assert 50 <= decoded(s) <= 50 + 2, s["frames_decoded"]
+
+
+def test_a_batch_whose_read_ahead_outruns_the_cache_decodes_each_gop_once_more_at_most(
+        make_mount, workdir, corpus):
+    """Read-ahead 16 frames ahead of a batch through a cache that holds about 11 of them:
+    frames it decoded are dropped before the batch gets there, so the batch takes its
+    decoding back instead of seeking back for every frame the cache lost."""
+    clip = "h264_720p.mp4"  # 25 frames 1280x720, keyframes every 12
+    m = own_mount(make_mount, workdir, corpus, "stats-batch-small",
+                  ("readahead=16", "cache_mb=16"), clip)
+    r = util.ref(os.path.join(corpus, clip))
+    fsize = r.frame_size("nv12")
+    with open(os.path.join(m.mnt, clip, "frames", "0-25.nv12"), "rb", buffering=0) as f:
+        for k in range(25):
+            assert f.read(fsize) == r.frame("nv12", k), k
+            time.sleep(0.2)  # a slow consumer: read-ahead goes 16 frames ahead meanwhile
+    # each frame at most twice and one GOP's lead-in (without taking decoding back: ~150)
+    assert decoded(stats(m)) <= 2 * 25 + 12, stats(m)["frames_decoded"]
 
 
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
