@@ -150,6 +150,12 @@ static void *worker_main(void *arg)
             pthread_cond_broadcast(&r->progress);
         }
         t->running = 0;
+        /* The decoder stays parked for the track's next job a moment (its reader may be
+         * converting the frames just made), then it is free to others. */
+        if (t->claim.slot < 0) {
+            t->claim = lease.claim;
+            lease.claim.slot = -1;
+        }
         reader_lease_end(r, &lease);
         media_unref(&m);
         pthread_cond_broadcast(&r->progress);
