@@ -1,7 +1,8 @@
 /* Frame cache: shards of a hash table over an LRU list, each with its own mutex, so
  * readers of different frames rarely meet on a lock. The byte bound is global (one
- * atomic count): an insert evicts from its own shard's LRU end first, then from the
- * others, so the bound holds however the keys spread. A lock is held only to move
+ * atomic count): an insert evicts the entry used longest ago of all, found at the
+ * shards' LRU ends, so the frames put last survive however the keys spread (read-ahead
+ * puts frames that a reader takes a few frames later). A lock is held only to move
  * pointers and refcounts, never while copying pixels. */
 #include "frame_cache.h"
 
@@ -19,6 +20,7 @@ struct entry {
     int n;
     AVFrame *frame;
     size_t bytes;
+    uint64_t used;             /* fc->tick at its last put or get */
     struct entry *hnext;       /* bucket chain */
     struct entry *prev, *next; /* LRU list, most recent first */
 };
@@ -27,12 +29,14 @@ struct shard {
     pthread_mutex_t lock;
     struct entry *buckets[NBUCKETS];
     struct entry *head, *tail;
+    uint64_t tail_used; /* atomic: tail->used, UINT64_MAX when empty, read unlocked */
     struct frame_cache_stats st; /* hits, misses, inserts, evictions, frames */
 };
 
 struct frame_cache {
     size_t max_bytes;
     size_t bytes; /* atomic: all shards together */
+    uint64_t tick; /* atomic */
     struct shard shards[NSHARDS];
 };
 
@@ -64,11 +68,18 @@ int frame_cache_new(size_t max_bytes, struct frame_cache **out)
     struct frame_cache *fc = calloc(1, sizeof(*fc));
     if (!fc)
         return -ENOMEM;
-    for (int i = 0; i < NSHARDS; i++)
+    for (int i = 0; i < NSHARDS; i++) {
         pthread_mutex_init(&fc->shards[i].lock, NULL);
+        fc->shards[i].tail_used = UINT64_MAX;
+    }
     fc->max_bytes = max_bytes;
     *out = fc;
     return 0;
+}
+
+static void tail_changed(struct shard *s)
+{
+    __atomic_store_n(&s->tail_used, s->tail ? s->tail->used : UINT64_MAX, __ATOMIC_RELAXED);
 }
 
 static void list_unlink(struct shard *s, struct entry *e)
@@ -82,6 +93,7 @@ static void list_unlink(struct shard *s, struct entry *e)
     else
         s->tail = e->prev;
     e->prev = e->next = NULL;
+    tail_changed(s);
 }
 
 static void list_push(struct shard *s, struct entry *e)
@@ -93,6 +105,7 @@ static void list_push(struct shard *s, struct entry *e)
     s->head = e;
     if (!s->tail)
         s->tail = e;
+    tail_changed(s);
 }
 
 /* Unlinks e from its shard (under the shard's lock); the caller frees it unlocked. */
@@ -147,6 +160,7 @@ AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n)
     struct entry *e = find(s, media, n);
     if (e) {
         list_unlink(s, e);
+        e->used = __atomic_add_fetch(&fc->tick, 1, __ATOMIC_RELAXED);
         list_push(s, e);
         f = av_frame_clone(e->frame);
         s->st.hits++;
@@ -181,18 +195,38 @@ static int evict_one(struct frame_cache *fc, struct shard *s)
     return e != NULL;
 }
 
-/* Brings the total under max_bytes - need: own shard first, then the others in turn. */
-static void make_room(struct frame_cache *fc, struct shard *own, size_t need)
+/* The shard whose LRU end was used longest ago, read without locks (a stale answer
+ * evicts a frame a little younger); NULL when all look empty. */
+static struct shard *oldest_shard(struct frame_cache *fc)
 {
-    int next = (int)(own - fc->shards), empty = 0;
+    struct shard *oldest = NULL;
+    uint64_t min = UINT64_MAX;
+    for (int i = 0; i < NSHARDS; i++) {
+        uint64_t u = __atomic_load_n(&fc->shards[i].tail_used, __ATOMIC_RELAXED);
+        if (u < min) {
+            min = u;
+            oldest = &fc->shards[i];
+        }
+    }
+    return oldest;
+}
+
+/* Brings the total under max_bytes - need, oldest entries first; when the oldest shard
+ * turns out empty (a race), the shards in turn, so the bound holds. */
+static void make_room(struct frame_cache *fc, size_t need)
+{
+    int next = 0, empty = 0;
     while (__atomic_load_n(&fc->bytes, __ATOMIC_RELAXED) + need > fc->max_bytes &&
            empty < NSHARDS) {
-        if (evict_one(fc, own)) {
+        struct shard *s = oldest_shard(fc);
+        if (s && evict_one(fc, s)) {
             empty = 0;
             continue;
         }
-        own = &fc->shards[next = (next + 1) % NSHARDS];
-        empty++;
+        if (evict_one(fc, &fc->shards[next = (next + 1) % NSHARDS]))
+            empty = 0;
+        else
+            empty++;
     }
 }
 
@@ -230,8 +264,9 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
         return;
     }
     size_t bytes = frame_bytes(ref);
-    *e = (struct entry){.media = media, .n = n, .frame = ref, .bytes = bytes};
-    make_room(fc, s, bytes);
+    *e = (struct entry){.media = media, .n = n, .frame = ref, .bytes = bytes,
+                        .used = __atomic_add_fetch(&fc->tick, 1, __ATOMIC_RELAXED)};
+    make_room(fc, bytes);
     pthread_mutex_lock(&s->lock);
     if (find(s, media, n)) {
         pthread_mutex_unlock(&s->lock);
@@ -246,7 +281,7 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     s->st.frames++;
     s->st.inserts++;
     pthread_mutex_unlock(&s->lock);
-    make_room(fc, s, 0); /* puts racing past the first check: the bound still holds */
+    make_room(fc, 0); /* puts racing past the first check: the bound still holds */
 }
 
 void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)

@@ -5,6 +5,7 @@
 #include "ops.h"
 #include "bufpool.h"
 #include "convert.h"
+#include "image_ahead.h"
 #include "media.h"
 #include "media_table.h"
 #include "reader.h"
@@ -139,7 +140,9 @@ static int make_image(struct vidfs *fs, struct media *m, const struct vpath *vp,
                       uint8_t **out, size_t *size)
 {
     struct convert_req req = {.format = vp->format, .width = w, .height = h};
-    return render_image(fs->reader, m, vp->first, &req, (int)fs->cfg.jpeg_quality, out, size);
+    /* An image encoded ahead for a reader going in order, else encoded now. */
+    return image_ahead_get(fs->images, m, vp->first, &req, (int)fs->cfg.jpeg_quality, out,
+                           size);
 }
 
 /* An image's size is known once it is encoded, so a lookup encodes it (it is one frame) and
@@ -258,6 +261,7 @@ static char *fs_stats(struct vidfs *fs)
         .reader = fs->reader,
         .segmenter = fs->segmenter,
         .bufs = fs->bufs,
+        .images = fs->images,
         .bytes_served = __atomic_load_n(&fs->bytes_served, __ATOMIC_RELAXED),
         .files_opened = __atomic_load_n(&fs->files_opened, __ATOMIC_RELAXED),
     };

@@ -3,6 +3,7 @@
 #include "stats.h"
 #include "bufpool.h"
 #include "frame_cache.h"
+#include "image_ahead.h"
 #include "pool.h"
 #include "progress.h"
 #include "reader.h"
@@ -58,6 +59,8 @@ char *stats_json(const struct stats_sources *src)
     reader_stats(src->reader, &rs);
     segment_stats(src->segmenter, &ss);
     bufpool_stats(src->bufs, &bs);
+    struct image_ahead_stats is;
+    image_ahead_stats(src->images, &is);
     json_object *o = json_object_new_object(), *x;
     add_u64(o, "frames_served", rs.frames_served);
     add_u64(o, "bytes_served", src->bytes_served);
@@ -106,6 +109,10 @@ char *stats_json(const struct stats_sources *src)
     json_object_object_add(o, "readahead", x = json_object_new_object());
     add_u64(x, "frames", rs.readahead_frames);
     add_u64(x, "hits", rs.readahead_hits);
+    /* png/jpg images encoded ahead of in-order readers, and opens they served. */
+    json_object_object_add(o, "images", x = json_object_new_object());
+    add_u64(x, "ahead", is.ahead);
+    add_u64(x, "hits", is.hits);
     json_object_object_add(o, "segments", x = json_object_new_object());
     add_u64(x, "produced", ss.produced);
     add_u64(x, "store_hits", ss.store_hits);

@@ -10,6 +10,7 @@ struct stats_sources {
     struct reader *reader;
     struct segmenter *segmenter;
     struct bufpool *bufs;
+    struct image_ahead *images;
     uint64_t bytes_served, files_opened;
 };
 

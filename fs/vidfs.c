@@ -2,6 +2,7 @@
 #include "vidfs.h"
 #include "bufpool.h"
 #include "frame_cache.h"
+#include "image_ahead.h"
 #include "decode.h"
 #include "idle.h"
 #include "log.h"
@@ -136,7 +137,8 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
         (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0 ||
         (ret = media_table_new(fs->source, fs->src, fs->store, &fs->media)) < 0 ||
         (ret = size_table_new(&fs->sizes)) < 0 ||
-        (ret = bufpool_new(FRAME_BUFFERS_BYTES, &fs->bufs)) < 0)
+        (ret = bufpool_new(FRAME_BUFFERS_BYTES, &fs->bufs)) < 0 ||
+        (ret = image_ahead_new(fs->reader, (int)fs->cfg.readahead, &fs->images)) < 0)
         goto fail;
     *out = fs;
     return 0;
@@ -151,6 +153,7 @@ void vidfs_free(struct vidfs **fsp)
     if (!fs)
         return;
     idle_free(&fs->idle);
+    image_ahead_free(&fs->images);
     media_table_free(&fs->media);
     size_table_free(&fs->sizes);
     segmenter_free(&fs->segmenter);

@@ -24,6 +24,7 @@ struct vidfs {
     struct size_table *sizes;
     struct bufpool *bufs; /* frames of the raw frame files being read */
     struct idle *idle;    /* started with the daemon (vidfs_start) */
+    struct image_ahead *images;
     uint64_t bytes_served, files_opened;
 };
 

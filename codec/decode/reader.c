@@ -28,6 +28,8 @@ struct track {
     int horizon;      /* frames up to here were or are being read ahead */
     int job_from, job_to; /* queued or running job: frames [from, to]; to < from: none */
     int running;
+    /* A leased request's decoder, handed to the queued job that continues it. */
+    struct pool_claim claim;
     uint64_t used;
 };
 
@@ -102,7 +104,9 @@ static struct track *find_track(struct reader *r, uint64_t id, int create)
     if (!create || !lru)
         return NULL;
     media_unref(&lru->m);
-    *lru = (struct track){.media = id, .last = -2, .horizon = -1, .job_to = -1};
+    pool_unclaim(r->pool, &lru->claim);
+    *lru = (struct track){.media = id, .last = -2, .horizon = -1, .job_to = -1,
+                          .claim = {.slot = -1}};
     return lru;
 }
 
@@ -126,13 +130,15 @@ static void *worker_main(void *arg)
             log_error("read-ahead: out of memory; frames %d-%d not read ahead", t->job_from,
                       t->job_to);
             t->job_from = t->job_to + 1;
+            pool_unclaim(r->pool, &t->claim);
             pthread_cond_broadcast(&r->progress);
             continue;
         }
         t->running = 1;
         /* A job is one request: it keeps its decoder from its first frame to its last
          * (a per-frame lease lets a waiting reader take it between two frames). */
-        struct reader_lease lease = READER_LEASE_INIT;
+        struct reader_lease lease = {.claim = t->claim};
+        t->claim = (struct pool_claim){.slot = -1};
         struct media *m = media_ref(t->m);
         while (t->job_from <= t->job_to && !r->stop) {
             int n = t->job_from;
@@ -148,6 +154,12 @@ static void *worker_main(void *arg)
             pthread_cond_broadcast(&r->progress);
         }
         t->running = 0;
+        /* The decoder stays parked for the track's next job a moment (its reader may be
+         * converting the frames just made), then it is free to others. */
+        if (t->claim.slot < 0) {
+            t->claim = lease.claim;
+            lease.claim.slot = -1;
+        }
         reader_lease_end(r, &lease);
         media_unref(&m);
         pthread_cond_broadcast(&r->progress);
@@ -171,7 +183,7 @@ int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->progress, NULL);
     for (int i = 0; i < NTRACK; i++)
-        r->tracks[i].job_to = -1;
+        r->tracks[i] = (struct track){.job_to = -1, .claim = {.slot = -1}};
     *out = r;
     return 0;
 }
@@ -187,8 +199,10 @@ void reader_free(struct reader **rp)
     pthread_mutex_unlock(&r->lock);
     for (int i = 0; i < r->nworkers; i++)
         pthread_join(r->workers[i], NULL);
-    for (int i = 0; i < NTRACK; i++)
+    for (int i = 0; i < NTRACK; i++) {
         media_unref(&r->tracks[i].m);
+        pool_unclaim(r->pool, &r->tracks[i].claim);
+    }
     pthread_cond_destroy(&r->work);
     pthread_cond_destroy(&r->progress);
     pthread_mutex_destroy(&r->lock);
@@ -206,6 +220,30 @@ static void start_workers(struct reader *r)
     for (int i = 0; r->opts.readahead > 0 && i < r->opts.workers; i++)
         if (pthread_create(&r->workers[i], NULL, worker_main, r) == 0)
             r->nworkers++;
+}
+
+/* Workers that would start a job queued now. Under the lock. */
+static int idle_workers(const struct reader *r)
+{
+    int busy = 0;
+    for (int i = 0; i < NTRACK; i++)
+        busy += r->tracks[i].running || r->tracks[i].job_from <= r->tracks[i].job_to;
+    return r->nworkers - busy;
+}
+
+/* 1 when frame n of m is part of a running or queued job. Under the lock. */
+static int job_has(struct reader *r, const struct media *m, int n)
+{
+    struct track *t = find_track(r, m->id, 0);
+    return t && t->job_from <= n && n <= t->job_to;
+}
+
+/* 1 when read-ahead went past frame n of m (so a miss means the cache dropped it). Under
+ * the lock. */
+static int passed(struct reader *r, const struct media *m, int n)
+{
+    struct track *t = find_track(r, m->id, 0);
+    return t && n <= t->horizon && !(t->job_from <= n && n <= t->job_to);
 }
 
 /* Notes the access and queues read-ahead for sequential ones. Returns 1 when frame n is
@@ -256,6 +294,32 @@ static AVFrame *wait_for(struct reader *r, struct media *m, int n)
     }
 }
 
+/* A leased request read in order gives its decoder to a read-ahead job when a worker
+ * starts it at once: the job decodes the next frames while the request converts this one,
+ * from the same decoder, so no GOP is decoded twice. With every worker busy the request
+ * keeps its decoder (waiting for a job that has not started would only stall it). */
+static void hand_over(struct reader *r, struct media *m, int n, int end, struct reader_lease *l)
+{
+    pthread_mutex_lock(&r->lock);
+    if (!r->started)
+        start_workers(r);
+    struct track *t = find_track(r, m->id, 0);
+    int running = t && t->running;
+    if (running || idle_workers(r) > 0) {
+        note_access(r, m, n, end);
+        t = find_track(r, m->id, 0);
+        if (t && !t->running && t->job_from <= t->job_to && t->claim.slot < 0) {
+            t->claim = l->claim;
+            l->claim.slot = -1;
+            l->handed = 1;
+        }
+    } else if ((t = find_track(r, m->id, 1))) {
+        t->last = n; /* still in order next time */
+        t->used = ++r->tick;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 int reader_get(struct reader *r, struct media *m, int n, AVFrame **out)
 {
     return reader_get_until(r, m, n, INT_MAX, out);
@@ -275,29 +339,28 @@ int reader_get_leased(struct reader *r, struct media *m, int n, int end,
         return -ENOENT;
     __atomic_add_fetch(&r->st.frames_served, 1, __ATOMIC_RELAXED);
     AVFrame *f = frame_cache_get(r->cache, m->id, n);
-    int pending = 0;
-    if (!l) {
+    int pending = 0, ahead = l && !l->keep && r->opts.readahead > 0;
+    if (!l || ahead) {
         pthread_mutex_lock(&r->lock);
-        pending = note_access(r, m, n, end);
+        pending = l ? job_has(r, m, n) : note_access(r, m, n, end);
         if (!f && pending)
             f = wait_for(r, m, n);
+        if (!f && l && l->handed && passed(r, m, n))
+            l->keep = 1; /* and this frame is decoded again, once */
+        ahead = ahead && !l->keep;
         pthread_mutex_unlock(&r->lock);
     }
-    if (f) {
-        if (pending)
-            __atomic_add_fetch(&r->st.readahead_hits, 1, __ATOMIC_RELAXED);
-        *out = f;
-        return 0;
-    }
-    f = av_frame_alloc();
-    if (!f)
-        return -ENOMEM;
-    int ret = decode(r, m, n, f, l);
+    if (pending && f)
+        __atomic_add_fetch(&r->st.readahead_hits, 1, __ATOMIC_RELAXED);
+    int ret = 0;
+    if (!f && (ret = (f = av_frame_alloc()) ? decode(r, m, n, f, l) : -ENOMEM) == 0)
+        frame_cache_put(r->cache, m->id, n, f);
     if (ret < 0) {
         av_frame_free(&f);
         return ret;
     }
-    frame_cache_put(r->cache, m->id, n, f);
+    if (ahead)
+        hand_over(r, m, n, end, l);
     *out = f;
     return 0;
 }

@@ -25,8 +25,10 @@ struct reader_opts {
  * Initialise with READER_LEASE_INIT; end with reader_lease_end. */
 struct reader_lease {
     struct pool_claim claim;
+    int handed; /* the decoder went to read-ahead (reader_get_leased) */
+    int keep;   /* read-ahead lost frames to the cache's bound: decode for ourselves */
 };
-#define READER_LEASE_INIT {{.slot = -1}}
+#define READER_LEASE_INIT {.claim = {.slot = -1}}
 
 /* The reader borrows pool and cache, which must outlive it. */
 int reader_new(struct pool *pool, struct frame_cache *cache, const struct reader_opts *opts,
@@ -42,7 +44,9 @@ int reader_get(struct reader *r, struct media *m, int n, AVFrame **out);
 int reader_get_until(struct reader *r, struct media *m, int n, int end, AVFrame **out);
 
 /* reader_get_until through lease l (NULL: a lease for this frame alone). A leased request
- * decodes in its own order and starts no read-ahead. */
+ * read in order hands its decoder to a read-ahead job when a read-ahead worker is free (the
+ * job decodes its next frames while it converts or encodes this one, and gives the
+ * decoder up when it ends); else it decodes in its own order. */
 int reader_get_leased(struct reader *r, struct media *m, int n, int end,
                       struct reader_lease *l, AVFrame **out);
 /* Gives the lease's decoder back to the pool (keeping its position); l may be unused. */

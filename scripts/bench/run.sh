@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vidfs benchmarks, each against its peer in the same run:
 #
-#   scripts/bench/run.sh [--quick] [BENCH ...]     BENCH: sequential random clips loader bigdir
+#   scripts/bench/run.sh [--quick] [BENCH ...]     BENCH: sequential random images clips loader bigdir
 #
 # Test videos are generated with the ffmpeg CLI into build/bench-videos (kept between
 # runs); results go to build/bench-results/NAME.json (+ NAME.png with matplotlib) and the
@@ -17,11 +17,11 @@ BENCHES=()
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=--quick ;;
-        sequential|random|clips|loader|bigdir) BENCHES+=("$a") ;;
-        *) echo "usage: $0 [--quick] [sequential|random|clips|loader|bigdir ...]" >&2; exit 2 ;;
+        sequential|random|images|clips|loader|bigdir) BENCHES+=("$a") ;;
+        *) echo "usage: $0 [--quick] [sequential|random|images|clips|loader|bigdir ...]" >&2; exit 2 ;;
     esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(sequential random clips loader bigdir)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(sequential random images clips loader bigdir)
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3

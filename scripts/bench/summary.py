@@ -6,7 +6,7 @@ import os
 
 from common import RESULTS, fmt, machine
 
-ORDER = ["sequential", "random", "clips", "loader", "bigdir"]
+ORDER = ["sequential", "random", "images", "clips", "loader", "bigdir"]
 
 
 def main():

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import time
 
+import pytest
+
 import util
 
 CLIP = "h264_bframes.mp4"  # 50 frames, keyframes every 12
@@ -25,11 +27,11 @@ def read_frame(m, i, fmt="nv12"):
     return util.read_all(os.path.join(m.mnt, CLIP, "frames", f"{i}.{fmt}"))
 
 
-def own_mount(make_mount, workdir, corpus, name, opts=()):
+def own_mount(make_mount, workdir, corpus, name, opts=(), clip=CLIP):
     src = os.path.join(workdir, name + ".src")
     shutil.rmtree(src, ignore_errors=True)
     os.makedirs(src)
-    shutil.copyfile(os.path.join(corpus, CLIP), os.path.join(src, CLIP))
+    shutil.copyfile(os.path.join(corpus, clip), os.path.join(src, clip))
     return make_mount(src, name, opts)
 
 
@@ -80,6 +82,56 @@ def test_readahead_decodes_ahead_of_a_sequential_reader(make_mount, workdir, cor
     s = stats(m)
     assert s["readahead"]["frames"] > 0, s["readahead"]
     assert s["frames_served"] == 20
+
+
+def test_a_batch_is_decoded_ahead_by_its_own_decoder(make_mount, workdir, corpus):
+    """A batch read in order hands its decoder to read-ahead, which decodes the next frames
+    while the reader converts: every frame once, no second decoder, ffmpeg's bytes."""
+    m = own_mount(make_mount, workdir, corpus, "stats-batch-ra", ("readahead=8",))
+    r = util.ref(os.path.join(corpus, CLIP))
+    fsize = r.frame_size("nv12")
+    data = util.read_all(os.path.join(m.mnt, CLIP, "frames", "0-50.nv12"))
+    for k in range(50):
+        assert data[k * fsize:(k + 1) * fsize] == r.frame("nv12", k), k
+    s = stats(m)
+    assert s["readahead"]["frames"] > 0, s["readahead"]
+    assert s["decoders"]["created"] == 1 and s["decoders"]["seeks"] == 0, s["decoders"]
+    assert 50 <= decoded(s) <= 50 + 2, s["frames_decoded"]
+
+
+def test_a_batch_whose_read_ahead_outruns_the_cache_decodes_each_gop_once_more_at_most(
+        make_mount, workdir, corpus):
+    """Read-ahead 16 frames ahead of a batch through a cache that holds about 11 of them:
+    frames it decoded are dropped before the batch gets there, so the batch takes its
+    decoding back instead of seeking back for every frame the cache lost."""
+    clip = "h264_720p.mp4"  # 25 frames 1280x720, keyframes every 12
+    m = own_mount(make_mount, workdir, corpus, "stats-batch-small",
+                  ("readahead=16", "cache_mb=16"), clip)
+    r = util.ref(os.path.join(corpus, clip))
+    fsize = r.frame_size("nv12")
+    with open(os.path.join(m.mnt, clip, "frames", "0-25.nv12"), "rb", buffering=0) as f:
+        for k in range(25):
+            assert f.read(fsize) == r.frame("nv12", k), k
+            time.sleep(0.2)  # a slow consumer: read-ahead goes 16 frames ahead meanwhile
+    # each frame at most twice and one GOP's lead-in (without taking decoding back: ~150)
+    assert decoded(stats(m)) <= 2 * 25 + 12, stats(m)["frames_decoded"]
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_images_read_in_order_are_encoded_ahead_with_the_same_bytes(make_mount, workdir,
+                                                                    corpus, fmt):
+    """An in-order reader of png/jpg frames gets images encoded ahead by background
+    threads, byte for byte what a reader of that frame alone gets; a reader out of order
+    gets none encoded ahead."""
+    m = own_mount(make_mount, workdir, corpus, "stats-img-" + fmt, ("readahead=8",))
+    got = [read_frame(m, i, fmt) for i in range(20)]
+    s = stats(m)
+    assert s["images"]["ahead"] > 0 and s["images"]["hits"] > 0, s["images"]
+    alone = own_mount(make_mount, workdir, corpus, "stats-img-alone-" + fmt, ("readahead=8",))
+    for i in (19, 3, 11, 0, 7):
+        assert read_frame(alone, i, fmt) == got[i], i
+    s = stats(alone)
+    assert s["images"]["ahead"] == 0 and s["images"]["hits"] == 0, s["images"]
 
 
 def test_pool_bound_holds_under_parallel_readers(make_mount, workdir, corpus):

@@ -62,10 +62,13 @@ static void test_bound(void)
     struct frame_cache_stats st;
     frame_cache_stats(fc, &st);
     CHECK(st.bytes <= st.max_bytes);
-    CHECK(st.frames >= 5 && st.frames <= 10);
+    CHECK(st.frames >= 9 && st.frames <= 10);
     CHECK(st.inserts - st.evictions == st.frames);
-    /* The last frame put is there; the first is long gone. */
-    CHECK(frame_cache_has(fc, 3, 999) && !frame_cache_has(fc, 3, 0));
+    /* The last frames put are all there, whichever shards they fell in (read-ahead puts
+     * frames a reader takes a few frames later); the first is long gone. */
+    for (int n = 992; n < 1000; n++)
+        CHECK(frame_cache_has(fc, 3, n));
+    CHECK(!frame_cache_has(fc, 3, 0));
     /* A frame larger than the whole bound is not kept. */
     AVFrame *big = make_frame(1024, 1024, 2);
     frame_cache_put(fc, 4, 0, big);
