@@ -89,6 +89,42 @@ static int choose_backends(const char *setting, const struct decode_backend **ou
     return ret;
 }
 
+/* The [segments] settings as the segment layer's options (the key table has checked them). */
+static int segment_opts_from_config(const struct config *cfg, struct segment_opts *o)
+{
+    static const enum encode_codec codecs[] = {[CONFIG_SEGMENT_H264] = ENCODE_H264,
+                                               [CONFIG_SEGMENT_HEVC] = ENCODE_HEVC,
+                                               [CONFIG_SEGMENT_AV1] = ENCODE_AV1};
+    static const enum encode_want wants[] = {[CONFIG_ENCODER_AUTO] = ENCODE_WANT_AUTO,
+                                             [CONFIG_ENCODER_NVENC] = ENCODE_WANT_NVENC,
+                                             [CONFIG_ENCODER_CPU] = ENCODE_WANT_CPU};
+    static const enum encode_rc rcs[] = {[CONFIG_RC_CRF] = ENCODE_RC_CRF,
+                                         [CONFIG_RC_CBR] = ENCODE_RC_CBR,
+                                         [CONFIG_RC_VBR] = ENCODE_RC_VBR,
+                                         [CONFIG_RC_CONSTQP] = ENCODE_RC_CONSTQP};
+    static const enum audio_mode audios[] = {[CONFIG_AUDIO_COPY] = AUDIO_COPY,
+                                             [CONFIG_AUDIO_AAC] = AUDIO_AAC,
+                                             [CONFIG_AUDIO_NONE] = AUDIO_NONE};
+    *o = (struct segment_opts){
+        .enc = {.codec = codecs[cfg->segment_codec],
+                .want = wants[cfg->segment_encoder],
+                .rc = rcs[cfg->segment_rc],
+                .quality = (int)cfg->segment_quality,
+                .bitrate_kbps = (int)cfg->segment_bitrate,
+                .gop = (int)cfg->segment_gop,
+                .bframes = (int)cfg->segment_bframes},
+        .audio = audios[cfg->segment_audio],
+        .max_nvenc_sessions = (int)cfg->max_nvenc_sessions,
+        .nvenc_wait_ms = (int)cfg->nvenc_wait_ms,
+    };
+    if (strlen(cfg->segment_preset) >= sizeof(o->enc.preset)) {
+        log_error("segment_preset=%s: expected a preset name", cfg->segment_preset);
+        return -EINVAL;
+    }
+    snprintf(o->enc.preset, sizeof(o->enc.preset), "%s", cfg->segment_preset);
+    return 0;
+}
+
 int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
               struct vidfs **out)
 {
@@ -130,11 +166,14 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
     /* One read-ahead thread per pooled decoder: as many files read ahead at once as can
      * be decoded at once (7 sequential readers keep 7 NVDEC engines busy). */
     struct reader_opts ro = {.readahead = (int)fs->cfg.readahead, .workers = 0};
+    struct segment_opts so;
+    if ((ret = segment_opts_from_config(&fs->cfg, &so)) < 0)
+        goto fail;
     if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
         (ret = pool_new(&po, &fs->pool)) < 0 ||
         (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
         (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
-        (ret = segmenter_new(fs->reader, fs->store, &fs->cfg, &fs->segmenter)) < 0 ||
+        (ret = segmenter_new(fs->reader, fs->store, &so, &fs->segmenter)) < 0 ||
         (ret = media_table_new(fs->source, fs->src, fs->store, &fs->media)) < 0 ||
         (ret = size_table_new(&fs->sizes)) < 0 ||
         (ret = bufpool_new(FRAME_BUFFERS_BYTES, &fs->bufs)) < 0 ||

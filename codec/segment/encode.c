@@ -6,7 +6,6 @@
  * for the life of the mount: on a machine without a GPU every later request goes straight
  * to the CPU encoder instead of paying the failed probe again. */
 #include "encode.h"
-#include "config.h"
 #include "averror.h"
 #include "log.h"
 
@@ -28,36 +27,6 @@ struct encode_sessions {
 };
 
 /* ------------------------------------------------------------------ settings */
-
-int encode_settings_from_config(const struct config *cfg, struct encode_settings *out)
-{
-    static const enum encode_codec codecs[] = {[CONFIG_SEGMENT_H264] = ENCODE_H264,
-                                               [CONFIG_SEGMENT_HEVC] = ENCODE_HEVC,
-                                               [CONFIG_SEGMENT_AV1] = ENCODE_AV1};
-    static const enum encode_want wants[] = {[CONFIG_ENCODER_AUTO] = ENCODE_WANT_AUTO,
-                                             [CONFIG_ENCODER_NVENC] = ENCODE_WANT_NVENC,
-                                             [CONFIG_ENCODER_CPU] = ENCODE_WANT_CPU};
-    static const enum encode_rc rcs[] = {[CONFIG_RC_CRF] = ENCODE_RC_CRF,
-                                         [CONFIG_RC_CBR] = ENCODE_RC_CBR,
-                                         [CONFIG_RC_VBR] = ENCODE_RC_VBR,
-                                         [CONFIG_RC_CONSTQP] = ENCODE_RC_CONSTQP};
-    struct encode_settings s = {
-        .codec = codecs[cfg->segment_codec],
-        .want = wants[cfg->segment_encoder],
-        .rc = rcs[cfg->segment_rc],
-        .quality = (int)cfg->segment_quality,
-        .bitrate_kbps = (int)cfg->segment_bitrate,
-        .gop = (int)cfg->segment_gop,
-        .bframes = (int)cfg->segment_bframes,
-    };
-    if (strlen(cfg->segment_preset) >= sizeof(s.preset)) {
-        log_error("segment_preset=%s: expected a preset name", cfg->segment_preset);
-        return -EINVAL;
-    }
-    snprintf(s.preset, sizeof(s.preset), "%s", cfg->segment_preset);
-    *out = s;
-    return 0;
-}
 
 /* x264 preset names in order of speed, for mapping onto other encoders' scales. */
 static const char *const x264_presets[] = {"ultrafast", "superfast", "veryfast", "faster",

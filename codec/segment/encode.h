@@ -10,8 +10,6 @@
 
 #include <libavcodec/avcodec.h>
 
-struct config;
-
 enum encode_codec { ENCODE_H264, ENCODE_HEVC, ENCODE_AV1 };
 enum encode_want { ENCODE_WANT_AUTO, ENCODE_WANT_NVENC, ENCODE_WANT_CPU };
 enum encode_rc { ENCODE_RC_CRF, ENCODE_RC_CBR, ENCODE_RC_VBR, ENCODE_RC_CONSTQP };
@@ -27,9 +25,6 @@ struct encode_settings {
     int gop;
     int bframes;
 };
-
-/* Parses the [segments] keys; -EINVAL (logged) on a value it does not know. */
-int encode_settings_from_config(const struct config *cfg, struct encode_settings *out);
 
 /* The frames an encoder will be given. Frames of another size or format are converted. */
 struct encode_input {

@@ -5,7 +5,6 @@
  * the name, so "10-12.mp4" and "10.0-12.00.mp4" share a file) and a hash of the settings.
  * Concurrent opens of one key share one producer through a table of jobs in flight. */
 #include "segment.h"
-#include "config.h"
 #include "copy.h"
 #include "encode.h"
 #include "log.h"
@@ -45,7 +44,6 @@ struct job {
 struct segmenter {
     struct reader *reader;
     struct store *store;
-    const struct config *cfg;
     struct encode_settings enc;
     enum audio_mode audio;
     uint64_t settings_hash;
@@ -110,7 +108,7 @@ static void make_key(const struct segmenter *sg, const struct media *m,
 
 /* ------------------------------------------------------------------ lifetime */
 
-int segmenter_new(struct reader *reader, struct store *store, const struct config *cfg,
+int segmenter_new(struct reader *reader, struct store *store, const struct segment_opts *opts,
                   struct segmenter **out)
 {
     struct segmenter *sg = calloc(1, sizeof(*sg));
@@ -118,21 +116,14 @@ int segmenter_new(struct reader *reader, struct store *store, const struct confi
         return -ENOMEM;
     sg->reader = reader;
     sg->store = store;
-    sg->cfg = cfg;
-    int ret = encode_settings_from_config(cfg, &sg->enc);
-    if (ret < 0)
-        goto fail;
-    static const enum audio_mode audio_modes[] = {[CONFIG_AUDIO_COPY] = AUDIO_COPY,
-                                                  [CONFIG_AUDIO_AAC] = AUDIO_AAC,
-                                                  [CONFIG_AUDIO_NONE] = AUDIO_NONE};
-    sg->audio = audio_modes[cfg->segment_audio];
+    sg->enc = opts->enc;
+    sg->audio = opts->audio;
     char settings[192];
     snprintf(settings, sizeof(settings), "%d/%s/%d/%d/%d/%d/%d/%d", (int)sg->enc.codec,
              sg->enc.preset, (int)sg->enc.rc, sg->enc.quality, sg->enc.bitrate_kbps,
              sg->enc.gop, sg->enc.bframes, (int)sg->audio);
     sg->settings_hash = fnv1a(settings);
-    ret = encode_sessions_new((int)cfg->max_nvenc_sessions, (int)cfg->nvenc_wait_ms,
-                              &sg->sessions);
+    int ret = encode_sessions_new(opts->max_nvenc_sessions, opts->nvenc_wait_ms, &sg->sessions);
     if (ret < 0)
         goto fail;
     /* SVT-AV1 prints its banner and settings to stderr at its default level. */

@@ -6,10 +6,20 @@
 
 #include <stdint.h>
 
+#include "audio.h"
+#include "encode.h"
+
 struct media;
 struct reader;
 struct store;
-struct config;
+
+/* What the [segments] settings ask for. */
+struct segment_opts {
+    struct encode_settings enc;
+    enum audio_mode audio;
+    int max_nvenc_sessions; /* NVENC sessions at most (the limiter may lower it) */
+    int nvenc_wait_ms;      /* how long a request waits for a session before the CPU */
+};
 
 struct segment_req {
     double start, end;     /* seconds from frame 0; end may pass the end (clamped) */
@@ -19,8 +29,8 @@ struct segment_req {
 
 struct segmenter;
 
-/* Borrows reader, store and cfg, which must outlive it. */
-int segmenter_new(struct reader *reader, struct store *store, const struct config *cfg,
+/* Borrows reader and store, which must outlive it. */
+int segmenter_new(struct reader *reader, struct store *store, const struct segment_opts *opts,
                   struct segmenter **out);
 void segmenter_free(struct segmenter **sg);
 
