@@ -107,16 +107,19 @@ static int parse_list(const struct key *k, const char *s, struct config_list *ou
         return 0;
     }
     char buf[256];
-    if (!*s || strlen(s) >= sizeof(buf)) return -EINVAL;
+    if (!*s || strlen(s) >= sizeof(buf))
+        return -EINVAL;
     snprintf(buf, sizeof(buf), "%s", s);
     char *save = NULL;
     /* strtok_r would skip the empty item of "0,,1": walk the commas by hand. */
     for (char *p = buf; p; p = save) {
         char *comma = strchr(p, ',');
         save = comma ? comma + 1 : NULL;
-        if (comma) *comma = '\0';
+        if (comma)
+            *comma = '\0';
         long v;
-        if (l.n == CONFIG_LIST_MAX || parse_long(p, k->min, k->max, &v) < 0) return -EINVAL;
+        if (l.n == CONFIG_LIST_MAX || parse_long(p, k->min, k->max, &v) < 0)
+            return -EINVAL;
         l.v[l.n++] = (int)v;
     }
     *out = l;
@@ -146,7 +149,8 @@ static int parse_value(const struct key *k, const char *value, void *field)
         break;
     }
     char *s = strdup(value);
-    if (!s) return -ENOMEM;
+    if (!s)
+        return -ENOMEM;
     free(*(char **)field);
     *(char **)field = s;
     return 0;
@@ -180,7 +184,8 @@ int config_init(struct config *cfg)
 void config_free(struct config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].type != KEY_STR) continue;
+        if (keys[i].type != KEY_STR)
+            continue;
         char **slot = (char **)(void *)((char *)cfg + keys[i].offset);
         free(*slot);
         *slot = NULL;
@@ -225,11 +230,13 @@ static int on_ini_key(void *user, const char *section, const char *name, const c
 int config_load(struct config *cfg, const char *path)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return -errno;
+    if (!f)
+        return -errno;
     struct load_state st = {.cfg = cfg, .path = path};
     int ret = ini_parse_file(f, on_ini_key, &st);
     fclose(f);
-    if (st.error) return st.error;
+    if (st.error)
+        return st.error;
     if (ret) {
         log_error("%s:%d: cannot parse", path, ret);
         return -EINVAL;
@@ -241,17 +248,20 @@ static char *join_path(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
     char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", a, b);
+    if (s)
+        snprintf(s, n, "%s/%s", a, b);
     return s;
 }
 
 static char *xdg_path(const char *var, const char *home_rel, const char *leaf)
 {
     const char *base = getenv(var);
-    if (base && *base) return join_path(base, leaf);
+    if (base && *base)
+        return join_path(base, leaf);
     const char *home = getenv("HOME");
     char *dir = join_path(home && *home ? home : "/tmp", home_rel);
-    if (!dir) return NULL;
+    if (!dir)
+        return NULL;
     char *p = join_path(dir, leaf);
     free(dir);
     return p;
@@ -266,8 +276,10 @@ char *config_default_path(void)
 static char *cache_dir(const char *set)
 {
     char cwd[PATH_MAX];
-    if (!*set) return xdg_path("XDG_CACHE_HOME", ".cache", "vidfs");
-    if (set[0] == '/') return strdup(set);
+    if (!*set)
+        return xdg_path("XDG_CACHE_HOME", ".cache", "vidfs");
+    if (set[0] == '/')
+        return strdup(set);
     return getcwd(cwd, sizeof(cwd)) ? join_path(cwd, set) : NULL;
 }
 
@@ -275,7 +287,8 @@ int config_finish(struct config *cfg)
 {
     log_set_level((enum log_level)cfg->level);
     char *d = cache_dir(cfg->cache_dir);
-    if (!d) return -ENOMEM;
+    if (!d)
+        return -ENOMEM;
     free(cfg->cache_dir);
     cfg->cache_dir = d;
     return 0;

@@ -37,7 +37,8 @@ int log_enabled(enum log_level level)
 
 int log_open(const char *dest, int daemonized)
 {
-    if (!*dest) dest = daemonized ? "syslog" : "stderr";
+    if (!*dest)
+        dest = daemonized ? "syslog" : "stderr";
     if (!strcmp(dest, "stderr")) {
         sink = SINK_STDERR;
     } else if (!strcmp(dest, "syslog")) {
@@ -64,8 +65,10 @@ void log_echo_errors(int on)
 
 void log_close(void)
 {
-    if (sink == SINK_SYSLOG) closelog();
-    if (file_fd >= 0) close(file_fd);
+    if (sink == SINK_SYSLOG)
+        closelog();
+    if (file_fd >= 0)
+        close(file_fd);
     file_fd = -1;
     sink = SINK_STDERR;
 }
@@ -94,14 +97,16 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
     }
     len += snprintf(line + len, sizeof(line) - (size_t)len, "vidfs[%d]: %s: %s\n", (int)getpid(),
                     names[level], msg);
-    if (len >= (int)sizeof(line)) len = (int)sizeof(line) - 1;
+    if (len >= (int)sizeof(line))
+        len = (int)sizeof(line) - 1;
     if (write(sink == SINK_FILE ? file_fd : STDERR_FILENO, line, (size_t)len) < 0)
         return; /* nowhere left to say it */
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    if (!log_enabled(level)) return;
+    if (!log_enabled(level))
+        return;
     va_list ap;
     va_start(ap, fmt);
     vlog(level, fmt, ap);
@@ -170,10 +175,12 @@ static void ffmpeg_cb(void *avcl, int av_level, const char *fmt, va_list ap)
     enum log_level level = av_level <= AV_LOG_ERROR     ? LOG_LEVEL_WARN
                            : av_level <= AV_LOG_WARNING ? LOG_LEVEL_INFO
                                                         : LOG_LEVEL_DEBUG;
-    if (av_level > av_log_get_level() || !log_enabled(level)) return;
+    if (av_level > av_log_get_level() || !log_enabled(level))
+        return;
     /* A damaged stream repeats the same complaint for every packet of every read: below
      * debug level each of FFmpeg's messages is shown once, our own lines give the cause. */
-    if (!log_enabled(LOG_LEVEL_DEBUG) && !first_time(fnv1a(0x84222325cbf29ce4ULL, fmt))) return;
+    if (!log_enabled(LOG_LEVEL_DEBUG) && !first_time(fnv1a(0x84222325cbf29ce4ULL, fmt)))
+        return;
     char buf[1024];
     snprintf(buf, sizeof(buf), "ffmpeg: %s", fmt);
     vlog(level, buf, ap);

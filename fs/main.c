@@ -98,11 +98,14 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
     case FUSE_OPT_KEY_OPT: {
         const char *eq = strchr(arg, '=');
         char name[64];
-        if (!eq || (size_t)(eq - arg) >= sizeof(name)) return 1;
+        if (!eq || (size_t)(eq - arg) >= sizeof(name))
+            return 1;
         snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
-        if (!config_has_key(name)) return 1;
+        if (!config_has_key(name))
+            return 1;
         char **n = realloc(c->sets, sizeof(*n) * (size_t)(c->nsets + 1));
-        if (!n) return -1;
+        if (!n)
+            return -1;
         c->sets = n;
         c->sets[c->nsets] = strdup(arg);
         return c->sets[c->nsets++] ? 0 : -1;
@@ -226,7 +229,8 @@ static void print_info(const struct cli *c, const char *prog)
 static int load_config(const struct cli *c, struct config *cfg)
 {
     int ret = config_init(cfg);
-    if (ret < 0) return ret;
+    if (ret < 0)
+        return ret;
     char *def = c->config ? NULL : config_default_path();
     const char *path = c->config ? c->config : def;
     ret = path ? config_load(cfg, path) : 0;
@@ -241,8 +245,10 @@ static int load_config(const struct cli *c, struct config *cfg)
         ret = config_set(cfg, NULL, c->sets[i], eq + 1);
         *eq = '=';
     }
-    if (ret == 0) ret = config_finish(cfg);
-    if (ret < 0) config_free(cfg);
+    if (ret == 0)
+        ret = config_finish(cfg);
+    if (ret < 0)
+        config_free(cfg);
     return ret;
 }
 
@@ -252,7 +258,8 @@ static void on_crash(int sig)
 {
     void *frames[64];
     static const char msg[] = "vidfs: fatal signal; backtrace:\n";
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) _exit(128 + sig);
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+        _exit(128 + sig);
     backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
     signal(sig, SIG_DFL);
     raise(sig);
@@ -297,7 +304,8 @@ static void unescape_octal(char *s)
 static int mount_of(const char *path, char *where, size_t wsize, char *type, size_t tsize)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f) return -errno;
+    if (!f)
+        return -errno;
     char *line = NULL;
     size_t cap = 0, best = 0;
     while (getline(&line, &cap, f) > 0) {
@@ -324,7 +332,8 @@ static int mount_of(const char *path, char *where, size_t wsize, char *type, siz
 static int dir_has_entries(const char *dir)
 {
     DIR *d = opendir(dir);
-    if (!d) return -errno;
+    if (!d)
+        return -errno;
     struct dirent *e;
     int any = 0;
     while (!any && (e = readdir(d)))
@@ -390,7 +399,8 @@ static int add_mount_opts(struct fuse_args *args, const char *src, int shared)
     char *opts = NULL;
     size_t n = strlen(src) + 8;
     char *fsname = malloc(n);
-    if (!fsname) return -ENOMEM;
+    if (!fsname)
+        return -ENOMEM;
     snprintf(fsname, n, "fsname=%s", src);
     int ret = fuse_opt_add_opt(&opts, "ro,subtype=vidfs,max_read=1048576") ||
                       (shared && fuse_opt_add_opt(&opts, "default_permissions")) ||
@@ -407,11 +417,14 @@ static int add_mount_opts(struct fuse_args *args, const char *src, int shared)
  * fuse_main hands max_idle_threads' "unset" value (UINT_MAX) on and warns about it. */
 static int serve(struct fuse *fuse, const struct fuse_cmdline_opts *o)
 {
-    if (o->singlethread) return fuse_loop(fuse);
+    if (o->singlethread)
+        return fuse_loop(fuse);
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
-    if (!lc) return -ENOMEM;
+    if (!lc)
+        return -ENOMEM;
     fuse_loop_cfg_set_clone_fd(lc, (unsigned)o->clone_fd);
-    if (o->max_idle_threads != UINT_MAX) fuse_loop_cfg_set_idle_threads(lc, o->max_idle_threads);
+    if (o->max_idle_threads != UINT_MAX)
+        fuse_loop_cfg_set_idle_threads(lc, o->max_idle_threads);
     fuse_loop_cfg_set_max_threads(lc, o->max_threads);
     int ret = fuse_loop_mt(fuse, lc);
     fuse_loop_cfg_destroy(lc);
@@ -422,9 +435,11 @@ static int mount_and_serve(struct fuse_args *args, const struct fuse_cmdline_opt
                            struct vidfs *fs)
 {
     struct fuse *fuse = fuse_new(args, &vidfs_ops, sizeof(vidfs_ops), fs);
-    if (!fuse) return 1;
+    if (!fuse)
+        return 1;
     int ret = 1;
-    if (fuse_mount(fuse, o->mountpoint) != 0) goto destroy;
+    if (fuse_mount(fuse, o->mountpoint) != 0)
+        goto destroy;
     if (fuse_daemonize(o->foreground) != 0 || fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto unmount;
     log_echo_errors(0); /* stderr is /dev/null from here */
@@ -445,8 +460,10 @@ static int run(struct cli *c, struct fuse_args *args, struct fuse_cmdline_opts *
     char *src = source_dir(c->source);
     char *mnt = src ? realpath(o->mountpoint, NULL) : NULL;
     int ret = 1;
-    if (src && !mnt) log_error("MOUNTPOINT %s: %s", o->mountpoint, strerror(errno));
-    if (!mnt || check_paths(src, mnt, c->nonempty) < 0 || load_config(c, &cfg) < 0) goto done;
+    if (src && !mnt)
+        log_error("MOUNTPOINT %s: %s", o->mountpoint, strerror(errno));
+    if (!mnt || check_paths(src, mnt, c->nonempty) < 0 || load_config(c, &cfg) < 0)
+        goto done;
     if (log_open(cfg.log, !o->foreground) < 0) {
         config_free(&cfg);
         goto done;
@@ -468,7 +485,8 @@ static int run(struct cli *c, struct fuse_args *args, struct fuse_cmdline_opts *
         config_free(&cfg);
         goto done;
     }
-    if (add_mount_opts(args, src, c->shared) == 0) ret = mount_and_serve(args, o, fs);
+    if (add_mount_opts(args, src, c->shared) == 0)
+        ret = mount_and_serve(args, o, fs);
 done:
     vidfs_free(&fs);
     log_close();
@@ -492,7 +510,8 @@ int main(int argc, char *argv[])
         ret = 0;
         goto done;
     }
-    if (fuse_parse_cmdline(&args, &o) != 0) goto done;
+    if (fuse_parse_cmdline(&args, &o) != 0)
+        goto done;
     if (!c.source || !o.mountpoint) {
         fprintf(stderr, "usage: %s [options] SOURCE_DIR MOUNTPOINT (--help for more)\n", argv[0]);
         goto done;

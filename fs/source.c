@@ -53,7 +53,8 @@ int source_new(int dir_fd, const char *root, int follow_out, struct source **out
 void source_free(struct source **sp)
 {
     struct source *s = *sp;
-    if (!s) return;
+    if (!s)
+        return;
     free(s->root);
     free(s);
     *sp = NULL;
@@ -85,7 +86,8 @@ void source_avoid_mount(struct source *s, const char *mountpoint)
     }
     /* "36 35 0:50 / /mnt/point rw,... - fuse.vidfs ...": the last mount there is ours. */
     while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, point) != 3) continue;
+        if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, point) != 3)
+            continue;
         unescape(point);
         if (!strcmp(point, mountpoint)) {
             s->mount_dev = makedev(maj, min);
@@ -101,7 +103,8 @@ void source_avoid_mount(struct source *s, const char *mountpoint)
 
 static int refuse(const struct walk *w, const char *why)
 {
-    if (!w->quiet) log_warn("%s/%s: %s; not followed", w->s->root, w->rel, why);
+    if (!w->quiet)
+        log_warn("%s/%s: %s; not followed", w->s->root, w->rel, why);
     return -ENOENT;
 }
 
@@ -123,7 +126,8 @@ static int step_up(struct walk *w, struct stat *st)
     int fd = openat(w->fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, st) < 0) {
         int ret = -errno;
-        if (fd >= 0) close(fd);
+        if (fd >= 0)
+            close(fd);
         return ret;
     }
     move(w, fd, w->depth > 0 ? w->depth - 1 : -1);
@@ -132,9 +136,11 @@ static int step_up(struct walk *w, struct stat *st)
 
 static int follow(struct walk *w, int link_fd, struct stat *st)
 {
-    if (++w->links > MAX_LINKS) return -ELOOP;
+    if (++w->links > MAX_LINKS)
+        return -ELOOP;
     char *target = malloc(PATH_MAX);
-    if (!target) return -ENOMEM;
+    if (!target)
+        return -ENOMEM;
     ssize_t n = readlinkat(link_fd, "", target, PATH_MAX);
     int ret = n < 0 ? -errno : n >= PATH_MAX ? -ENAMETOOLONG : 0;
     if (ret == 0) {
@@ -148,7 +154,8 @@ static int follow(struct walk *w, int link_fd, struct stat *st)
 static int step_down(struct walk *w, const char *name, struct stat *st)
 {
     int fd = openat(w->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -errno;
+    if (fd < 0)
+        return -errno;
     int ret = fstat(fd, st) < 0 ? -errno : 0;
     if (ret == 0 && w->s->avoid && st->st_dev == w->s->mount_dev)
         ret = refuse(w, "reaches the mount point of this very filesystem");
@@ -175,10 +182,12 @@ static int jump(struct walk *w, const char **path, struct stat *st)
     if (!strncmp(p, s->root, s->root_len) && (p[s->root_len] == '/' || !p[s->root_len])) {
         fd = fcntl(s->dir_fd, F_DUPFD_CLOEXEC, 0);
         *path = p + s->root_len;
-        if (fd >= 0) move(w, fd, 0);
+        if (fd >= 0)
+            move(w, fd, 0);
     } else if (s->follow_out) {
         fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) move(w, fd, -1);
+        if (fd >= 0)
+            move(w, fd, -1);
     } else {
         return refuse(w, "a symlink leads out of the source directory (escape; "
                          "follow_symlinks_out=1 allows it)");
@@ -190,8 +199,10 @@ static int jump(struct walk *w, const char **path, struct stat *st)
  * symlink, which is followed (and w moved) as step_down does. */
 static int stat_entry(struct walk *w, const char *name, struct stat *st)
 {
-    if (fstatat(w->fd, name, st, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
-    if (S_ISLNK(st->st_mode)) return step_down(w, name, st);
+    if (fstatat(w->fd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (S_ISLNK(st->st_mode))
+        return step_down(w, name, st);
     if (w->s->avoid && st->st_dev == w->s->mount_dev)
         return refuse(w, "reaches the mount point of this very filesystem");
     return 0;
@@ -205,13 +216,16 @@ static int walk(struct walk *w, const char *path, int stat_last, struct stat *st
     char name[NAME_MAX + 1];
     while (ret == 0 && *path) {
         size_t n = strcspn(path, "/");
-        if (n > NAME_MAX) return -ENAMETOOLONG;
+        if (n > NAME_MAX)
+            return -ENAMETOOLONG;
         memcpy(name, path, n);
         name[n] = '\0';
         path += n;
         path += strspn(path, "/");
-        if (!n || !strcmp(name, ".")) continue;
-        if (!S_ISDIR(st->st_mode)) return -ENOTDIR;
+        if (!n || !strcmp(name, "."))
+            continue;
+        if (!S_ISDIR(st->st_mode))
+            return -ENOTDIR;
         if (!strcmp(name, ".."))
             ret = step_up(w, st);
         else if (stat_last && !*path)
@@ -227,7 +241,8 @@ static int resolve(const struct source *s, const char *rel, int quiet, int *fd, 
 {
     struct walk w = {.s = s, .rel = rel, .quiet = quiet, .depth = 0};
     w.fd = fcntl(s->dir_fd, F_DUPFD_CLOEXEC, 0);
-    if (w.fd < 0) return -errno;
+    if (w.fd < 0)
+        return -errno;
     int ret = walk(&w, rel, !fd, st);
     if (ret < 0 || !fd)
         close(w.fd);
@@ -244,9 +259,12 @@ int source_stat(const struct source *s, const char *rel, struct stat *st)
 int source_stat_entry(const struct source *s, int dirfd, const char *rel_dir, const char *name,
                       struct stat *st)
 {
-    if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
-    if (s->avoid && st->st_dev == s->mount_dev) return -ENOENT;
-    if (!S_ISLNK(st->st_mode)) return 0;
+    if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (s->avoid && st->st_dev == s->mount_dev)
+        return -ENOENT;
+    if (!S_ISLNK(st->st_mode))
+        return 0;
     char rel[PATH_MAX];
     if (snprintf(rel, sizeof(rel), "%s%s%s", rel_dir, *rel_dir ? "/" : "", name) >=
         (int)sizeof(rel))
@@ -258,7 +276,8 @@ int source_open(const struct source *s, const char *rel, int dir, int *fd, struc
 {
     int path_fd;
     int ret = resolve(s, rel, 0, &path_fd, st);
-    if (ret < 0) return ret;
+    if (ret < 0)
+        return ret;
     if (dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
         close(path_fd);
         return -ENOENT;
@@ -270,8 +289,11 @@ int source_open(const struct source *s, const char *rel, int dir, int *fd, struc
     *fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
     ret = *fd < 0 ? -errno : fstat(*fd, st) < 0 ? -errno : 0;
     close(path_fd);
-    if (ret == 0 && (dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode))) ret = -ENOENT;
-    if (ret < 0 && *fd >= 0) close(*fd);
-    if (ret < 0) *fd = -1;
+    if (ret == 0 && (dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)))
+        ret = -ENOENT;
+    if (ret < 0 && *fd >= 0)
+        close(*fd);
+    if (ret < 0)
+        *fd = -1;
     return ret;
 }
