@@ -573,8 +573,6 @@ static int open_media_file(struct vidfs *fs, const char *path, struct handle *h,
                                   h->vp.seg_copy};
         if (h->m->error)
             return -EIO;
-        if (!segment_valid(fs->segmenter, h->m, &req))
-            return -ENOENT;
         fi->direct_io = 1;
         return segment_open(fs->segmenter, h->m, &req, &h->fd, &h->fd_size);
     }

@@ -68,21 +68,29 @@ static enum AVCodecID encode_codec_id(enum encode_codec c)
                                                                  : AV_CODEC_ID_H264;
 }
 
-int segment_valid(const struct segmenter *sg, const struct media *m, const struct segment_req *req)
+/* 0 with *r set; -EIO for a fine name of a broken source; -ENOENT for a name that cannot
+ * exist for m with sg's settings. */
+static int find(const struct segmenter *sg, const struct media *m, const struct segment_req *req,
+                struct range *r)
 {
     const struct output_container *c = output_container_find(req->container);
     if (!c || !(req->start >= 0) || !(req->end > req->start))
-        return 0;
+        return -ENOENT;
     /* What the segment holds must fit the container: AV1 has no mapping in MPEG-TS in
      * FFmpeg 5.1, whether copied from the source or encoded with segment_codec=av1. */
     if (!req->copy && !output_container_takes(c, encode_codec_id(sg->enc.codec)))
-        return 0;
+        return -ENOENT;
     if (m->error)
-        return 1; /* a fine name of a broken source: opening it gives EIO */
+        return -EIO;
     if (req->copy && !output_container_takes(c, m->par->codec_id))
-        return 0;
+        return -ENOENT;
+    return range_find(m, req, r) < 0 ? -ENOENT : 0;
+}
+
+int segment_valid(const struct segmenter *sg, const struct media *m, const struct segment_req *req)
+{
     struct range r;
-    return range_find(m, req, &r) == 0;
+    return find(sg, m, req, &r) != -ENOENT;
 }
 
 static uint64_t fnv1a(const char *s)
@@ -339,14 +347,11 @@ static int job_take(const struct job *job, int *fd, uint64_t *size)
 int segment_open(struct segmenter *sg, struct media *m, const struct segment_req *req,
                  int *fd, uint64_t *size)
 {
-    if (!segment_valid(sg, m, req))
-        return -ENOENT;
-    if (m->error)
-        return -EIO;
     struct range r;
     char key[KEY_MAX];
-    if (range_find(m, req, &r) < 0)
-        return -ENOENT;
+    int ret = find(sg, m, req, &r);
+    if (ret < 0)
+        return ret;
     make_key(sg, m, req, &r, key);
     if (store_open(sg->store, key, fd, size) == 0) {
         atomic_fetch_add(&sg->store_hits, 1);
@@ -365,7 +370,7 @@ int segment_open(struct segmenter *sg, struct media *m, const struct segment_req
         job->next = sg->jobs;
         sg->jobs = job;
         pthread_mutex_unlock(&sg->lock);
-        int ret = produce(sg, m, req, &r, key, &job->fd, &job->size);
+        ret = produce(sg, m, req, &r, key, &job->fd, &job->size);
         pthread_mutex_lock(&sg->lock);
         job->done = 1;
         job->ret = ret;
@@ -375,7 +380,7 @@ int segment_open(struct segmenter *sg, struct media *m, const struct segment_req
         pthread_mutex_unlock(&sg->lock);
         return -ENOMEM;
     }
-    int ret = job_take(job, fd, size);
+    ret = job_take(job, fd, size);
     job_put(job);
     pthread_mutex_unlock(&sg->lock);
     return ret;
@@ -386,7 +391,7 @@ int segment_size(struct segmenter *sg, const struct media *m, const struct segme
 {
     struct range r;
     char key[KEY_MAX];
-    if (m->error || !segment_valid(sg, m, req) || range_find(m, req, &r) < 0)
+    if (find(sg, m, req, &r) < 0)
         return -ENOENT;
     make_key(sg, m, req, &r, key);
     return store_size(sg->store, key, size);
