@@ -183,6 +183,18 @@ def frame_times(mnt, video):
     return [float(l.split(",")[i]) for l in lines[1:] if l]
 
 
+def seq_video():
+    """The 10 s 1080p clip the sequential benches read, indexed once onto its store (later
+    mounts of that store find the index on disk): (source dir, path, name, store, frames)."""
+    src = video_dir("seq")
+    path = ffmpeg_gen(os.path.join(src, "seq_1080p.mp4"), "1920x1080", 10)
+    video = os.path.basename(path)
+    cache = os.path.join(VIDEOS, "store-seq")
+    with Mount(src, cache) as m:
+        n = len(frame_times(m, video))
+    return src, path, video, cache, n
+
+
 def stat_summary(s):
     """The stats.json counters a bench prints."""
     fc, d, ra = s.get("frame_cache", {}), s.get("decoders", {}), s.get("readahead", {})

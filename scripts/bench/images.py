@@ -4,15 +4,14 @@ png), one open+read per frame file in order, against the ffmpeg CLI writing the 
 images (`ffmpeg -i F -q:v Q -pix_fmt yuvj444p DIR/%d.jpg`; `-pix_fmt rgb24 DIR/%d.png`),
 which decodes and encodes in one pipeline. Each vidfs run is a fresh mount (index on disk
 from an earlier mount, frame cache empty)."""
-import sys
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 
-from common import (QUICK, Mount, VIDEOS, ffmpeg_gen, frame_times, log, print_rows, read_count,
-                    row, save, stat_summary, video_dir)
+from common import (QUICK, Mount, log, print_rows, read_count, row, save, seq_video,
+                    stat_summary)
 
 NAME = "images"
 JPEG_Q = 3  # the jpeg_quality default
@@ -43,12 +42,7 @@ def vidfs_fps(src, cache, video, fmt, n):
 
 def main():
     log(f"[{NAME}] 1080p H.264, frames in order as jpg and png")
-    src = video_dir("seq")
-    path = ffmpeg_gen(os.path.join(src, "seq_1080p.mp4"), "1920x1080", 10)
-    video = os.path.basename(path)
-    cache = os.path.join(VIDEOS, "store-seq")
-    with Mount(src, cache) as m:
-        n = len(frame_times(m, video))
+    src, path, video, cache, n = seq_video()
     if QUICK:
         n = min(n, 100)
     rows, details = [], {"frames": n}

@@ -6,13 +6,12 @@ vidfs is read two ways, each from a fresh mount (index on disk from an earlier m
 frame cache empty): one open+read per frame file in order (what a loader does), and one
 `cat` of the batch file frames/0-N.nv12. Also with cache_mb=64 (a small frame cache, so
 the decoder recycles its buffers) to show what filling the frame cache costs."""
-import sys
 import os
 import subprocess
 import time
 
-from common import (QUICK, Mount, VIDEOS, frame_times, log, meta, print_rows, read_count,
-                    row, save, stat_summary, video_dir, ffmpeg_gen)
+from common import (QUICK, Mount, log, meta, print_rows, read_count, row, save, seq_video,
+                    stat_summary)
 
 NAME = "sequential"
 
@@ -43,12 +42,7 @@ def vidfs_run(src, cache, video, mode, **opts):
 
 def main():
     log(f"[{NAME}] 1080p H.264, 10 s, 25 fps, x264 veryfast")
-    src = video_dir("seq")
-    path = ffmpeg_gen(os.path.join(src, "seq_1080p.mp4"), "1920x1080", 10)
-    video = os.path.basename(path)
-    cache = os.path.join(VIDEOS, "store-seq")
-    with Mount(src, cache) as m:  # the index, once: later mounts find it on disk
-        n = len(frame_times(m, video))
+    src, path, video, cache, n = seq_video()
     reps = 1 if QUICK else 2
     ff = max(ffmpeg_fps(path, n) for _ in range(reps))
     log(f"  ffmpeg CLI: {ff:.1f} fps")
