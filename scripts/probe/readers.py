@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Probe: many readers at once on one mount (issue 13, points 2 and 3).
 
 N reader threads read random full-size frames, 16-frame 224x224 batches and whole frame
