@@ -570,8 +570,10 @@ int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep
     if (n < 0 || n >= ix->nb_frames)
         return -ENOENT;
     int ret = 0;
-    if (!impl(d)->exact && d->backend->exact_single && media_damaged(d->media))
-        ret = go_exact(d);
+    /* Once damage is seen, an inexact backend (NVDEC) serves none of the file: which of its
+     * pictures a concealment reaches is the GPU's own business, not all of them are flagged. */
+    if (!impl(d)->exact && media_damaged(d->media))
+        ret = d->backend->exact_single ? go_exact(d) : RUN_DAMAGED;
     int continued = ret == 0 && decoder_can_continue(d, n);
     if (ret == 0)
         ret = continued ? run_from(d, n, out, keep)

@@ -92,6 +92,9 @@ def test_damaged_stream_reads_as_a_single_threaded_decode(damaged, cache_mb, mak
     n = meta["num_frames"]
     assert n == len(want), f"meta.json says {n} frames, ffmpeg -threads 1 decodes {len(want)}"
     orders = [list(range(n)), list(reversed(range(n)))]
+    # B-frames before a damaged P picture, each first read by a run that starts at their
+    # GOP's keyframe (a later GOP read first marks the file damaged)
+    orders.append([n - 1, 12, 11, 35, 34] + [i for i in range(n) if i not in (n - 1, 11, 12, 34, 35)])
     for seed in range(3):
         order = list(range(n))
         random.Random(seed).shuffle(order)
