@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Non-reference pictures are skipped while the target is further than this many packets
- * ahead; nearer ones are decoded so the frame cache gets the frames around the target. */
+/* With `nearby`, non-reference pictures are skipped only while the target is further than
+ * this many packets ahead, so the frame cache gets the frames just before it. */
 #define SKIP_MARGIN 8
 /* Seeking costs about this many frames of decoding (flush, demuxer seek, refill). */
 #define SEEK_COST 4
@@ -65,6 +65,7 @@ struct decoder_impl {
     struct run run;
     AVFrame *frame;
     int exact; /* the backend is open single-threaded and exact_single */
+    int margin; /* packets before the target decoded whole: SKIP_MARGIN or 0 */
 };
 
 static struct decoder_impl *impl(struct decoder *d)
@@ -275,7 +276,7 @@ static int feed(struct decoder *d, int target_packet)
     }
     /* Never in a damaged media: a damaged keyframe is concealed from the picture before it,
      * which must be the one a decode of every picture gives. */
-    int skip = target_packet - d->next_packet > SKIP_MARGIN && !media_damaged(d->media);
+    int skip = target_packet - d->next_packet > impl(d)->margin && !media_damaged(d->media);
     if (d->media->index->counted)
         d->pkt->pts = d->media->index->packets[d->next_packet].pts;
     if (skip != run->skipping && d->backend->skip_nonref) {
@@ -564,12 +565,13 @@ static int go_exact(struct decoder *d)
     return ret;
 }
 
-int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep)
+int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep, int nearby)
 {
     const struct index *ix = d->media->index;
     if (n < 0 || n >= ix->nb_frames)
         return -ENOENT;
     int ret = 0;
+    impl(d)->margin = nearby ? SKIP_MARGIN : 0;
     /* Once damage is seen, an inexact backend (NVDEC) serves none of the file: which of its
      * pictures a concealment reaches is the GPU's own business, not all of them are flagged. */
     if (!impl(d)->exact && media_damaged(d->media))

@@ -35,9 +35,11 @@ void decoder_free(struct decoder **d);
 int decoder_attach(struct decoder *d, struct media *m);
 
 /* Decodes display frame n of the attached media into out (a new reference). Every frame
- * output on the way is put in keep (may be NULL). -EIO when the frame cannot be
- * decoded, -ENOENT past the end. */
-int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep);
+ * output on the way is put in keep (may be NULL); with nearby, that includes the
+ * non-reference pictures just before n (a lone frame's neighbours are often read next;
+ * a batch or a clip never reads them). -EIO when the frame cannot be decoded, -ENOENT
+ * past the end. */
+int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep, int nearby);
 
 /* 1 when frame n of the attached media comes by decoding on, without a seek. */
 int decoder_can_continue(const struct decoder *d, int n);

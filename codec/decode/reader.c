@@ -71,7 +71,7 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out,
         int ret;
         if (!d && (ret = pool_acquire(r->pool, m, n, be, &d)) < 0)
             return ret;
-        ret = decoder_get(d, n, out, r->cache);
+        ret = decoder_get(d, n, out, r->cache, !l);
         next = ret == -EIO ? pool_backend(r->pool, m, be) : NULL;
         if (l && !next)
             pool_park(r->pool, d, &l->claim);
@@ -308,7 +308,10 @@ static void hand_over(struct reader *r, struct media *m, int n, int end, struct 
     if (running || idle_workers(r) > 0) {
         note_access(r, m, n, end);
         t = find_track(r, m->id, 0);
-        if (t && !t->running && t->job_from <= t->job_to && t->claim.slot < 0) {
+        if (t && !t->running && t->job_from <= t->job_to && l->claim.slot >= 0) {
+            /* An earlier request's decoder left parked on the track is elsewhere in the
+             * file: this one is where the job starts. */
+            pool_unclaim(r->pool, &t->claim);
             t->claim = l->claim;
             l->claim.slot = -1;
             l->handed = 1;

@@ -199,7 +199,7 @@ static struct pool *make_pool(int size)
 static void check_get(struct decoder *d, int n)
 {
     AVFrame *f = av_frame_alloc();
-    int ret = decoder_get(d, n, f, NULL);
+    int ret = decoder_get(d, n, f, NULL, 1);
     CHECK(ret == 0);
     CHECK(ret != 0 || (f->pts == d->media->index->frames[n].pts && f->data[0][0] == n));
     av_frame_free(&f);
