@@ -1,4 +1,4 @@
-/* The line of waiting requests: a singly linked list with a pointer to its last link. */
+/* The line of waiting requests: a singly linked list in ticket order. */
 #include "fifo.h"
 
 #include <time.h>
@@ -6,7 +6,7 @@
 void fifo_init(struct fifo *q)
 {
     q->head = NULL;
-    q->tail = &q->head;
+    q->tickets = 0;
 }
 
 int fifo_turn(const struct fifo *q, const struct fifo_waiter *w)
@@ -14,13 +14,22 @@ int fifo_turn(const struct fifo *q, const struct fifo_waiter *w)
     return w->queued ? q->head == w : !q->head;
 }
 
+uint64_t fifo_ticket(struct fifo *q)
+{
+    return ++q->tickets;
+}
+
 void fifo_join(struct fifo *q, struct fifo_waiter *w)
 {
     if (w->queued)
         return;
-    w->next = NULL;
-    *q->tail = w;
-    q->tail = &w->next;
+    if (!w->ticket)
+        w->ticket = fifo_ticket(q);
+    struct fifo_waiter **pp = &q->head;
+    while (*pp && (*pp)->ticket < w->ticket)
+        pp = &(*pp)->next;
+    w->next = *pp;
+    *pp = w;
     w->queued = 1;
 }
 
@@ -32,8 +41,6 @@ void fifo_leave(struct fifo *q, struct fifo_waiter *w, pthread_cond_t *cond)
     while (*pp != w)
         pp = &(*pp)->next;
     *pp = w->next;
-    if (!w->next)
-        q->tail = pp;
     w->queued = 0;
     pthread_cond_broadcast(cond);
 }

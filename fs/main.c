@@ -139,7 +139,7 @@ static void usage(const char *prog)
            "    -f                         stay in the foreground, logging to stderr\n"
            "    -d                         -f, and print every FUSE request\n"
            "    -s                         one request at a time\n"
-           "    -o max_threads=N           request threads (default here: 32)\n"
+           "    -o max_threads=N           request threads (default here: 64)\n"
            "    -o clone_fd                one /dev/fuse descriptor per thread\n"
            "    -o allow_other             let other users read the mount (needs\n"
            "                               user_allow_other in /etc/fuse.conf unless root)\n"
@@ -501,9 +501,10 @@ int main(int argc, char *argv[])
     struct fuse_cmdline_opts o = {0};
     struct cli c = {0};
     int ret = 1;
-    /* 32 request threads unless -o max_threads says otherwise (libfuse's default is 10). */
+    /* 64 request threads unless -o max_threads says otherwise (libfuse's default is 10):
+     * a reader whose next read of a file waits for a thread waits behind new requests. */
     if (fuse_opt_parse(&args, &c, cli_spec, cli_proc) < 0 ||
-        fuse_opt_insert_arg(&args, 1, "-omax_threads=32") < 0)
+        fuse_opt_insert_arg(&args, 1, "-omax_threads=64") < 0)
         goto done;
     if (c.print_config || c.print_man || c.show_version || c.show_help) {
         print_info(&c, argv[0]);

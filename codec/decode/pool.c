@@ -236,9 +236,12 @@ static int cpu_threads(struct pool *p)
 
 /* Waits for a slot by the rules above, in arrival order. Under the lock. */
 static int wait_slot(struct pool *p, const struct media *m, int n,
-                     const struct decode_backend *be)
+                     const struct decode_backend *be, uint64_t *ticket)
 {
     struct fifo_waiter w = {0};
+    if (ticket && !*ticket)
+        *ticket = fifo_ticket(&p->queue);
+    w.ticket = ticket ? *ticket : 0;
     int cont, i;
     int64_t wake;
     for (;;) {
@@ -248,6 +251,7 @@ static int wait_slot(struct pool *p, const struct media *m, int n,
         if (!cont && !w.queued) {
             fifo_join(&p->queue, &w);
             p->st.waits++;
+            continue; /* an older ticket is in line before the rest: maybe first now */
         }
         fifo_sleep(&p->released, &p->lock, wake);
     }
@@ -256,12 +260,12 @@ static int wait_slot(struct pool *p, const struct media *m, int n,
 }
 
 int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_backend *be,
-                 struct decoder **out)
+                 uint64_t *ticket, struct decoder **out)
 {
     if (m->error)
         return -EIO;
     pthread_mutex_lock(&p->lock);
-    int i = wait_slot(p, m, n, be);
+    int i = wait_slot(p, m, n, be, ticket);
     struct slot *s = &p->slots[i];
     s->busy = 1;
     s->media = m;

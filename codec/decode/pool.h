@@ -50,9 +50,11 @@ const struct decode_backend *pool_backend(struct pool *p, const struct media *m,
  * frame n: one already in m just before n, else a new one while under the bound, else an
  * idle one reattached (the LRU). Blocks while every decoder is busy; waiting requests are
  * served in the order they came, except that one that an idle decoder reaches by
- * continuing takes it at once. */
+ * continuing takes it at once. ticket (may be NULL) is the request's place in line: 0 on
+ * its first acquire, set then; a request that comes back with it for a later frame
+ * waits behind no request that came after it. */
 int pool_acquire(struct pool *p, struct media *m, int n, const struct decode_backend *be,
-                 struct decoder **out);
+                 uint64_t *ticket, struct decoder **out);
 /* Returns a leased decoder (keeps its position for the next request). */
 void pool_release(struct pool *p, struct decoder *d);
 

@@ -69,7 +69,7 @@ static int decode(struct reader *r, struct media *m, int n, AVFrame *out,
     }
     for (;; be = next) {
         int ret;
-        if (!d && (ret = pool_acquire(r->pool, m, n, be, &d)) < 0)
+        if (!d && (ret = pool_acquire(r->pool, m, n, be, l ? &l->ticket : NULL, &d)) < 0)
             return ret;
         ret = decoder_get(d, n, out, r->cache, !l);
         next = ret == -EIO ? pool_backend(r->pool, m, be) : NULL;

@@ -25,6 +25,7 @@ struct reader_opts {
  * Initialise with READER_LEASE_INIT; end with reader_lease_end. */
 struct reader_lease {
     struct pool_claim claim;
+    uint64_t ticket; /* the request's place in the pool's line, from its first frame on */
     int handed; /* the decoder went to read-ahead (reader_get_leased) */
     int keep;   /* read-ahead lost frames to the cache's bound: decode for ourselves */
 };

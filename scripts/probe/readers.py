@@ -37,15 +37,17 @@ def reader(mnt, names, nframes, seed, until, out):
         kind = rnd.random()
         if kind < 0.4:
             a = rnd.randrange(nframes - 16)
-            path = mnt.path(name, "frames_224x224", f"{a}-{a + 16}.rgbp")
+            path, what = mnt.path(name, "frames_224x224", f"{a}-{a + 16}.rgbp"), "batch"
         elif kind < 0.8:
-            path = mnt.path(name, "frames", f"{rnd.randrange(nframes)}.nv12")
+            path, what = mnt.path(name, "frames", f"{rnd.randrange(nframes)}.nv12"), "nv12"
         else:
-            path = mnt.path(name, "frames", f"{rnd.randrange(nframes)}.rgb")
+            path, what = mnt.path(name, "frames", f"{rnd.randrange(nframes)}.rgb"), "rgb"
         t = time.perf_counter()
         try:
             common.read_count(path)
-            out["waits"].append(time.perf_counter() - t)
+            wait = time.perf_counter() - t
+            out["waits"].append(wait)
+            out["slowest"][what] = max(out["slowest"].get(what, 0), round(wait, 3))
         except OSError as e:
             out["errors"].append(f"{path}: {e}")
 
@@ -56,7 +58,7 @@ def probe(src, cache_mb, readers, seconds):
         names = sorted(os.listdir(mnt.mnt))
         names = [n for n in names if n.endswith(".mp4")]
         nframes = min(common.meta(mnt, n)["num_frames"] for n in names)
-        out = {"waits": [], "errors": []}
+        out = {"waits": [], "errors": [], "slowest": {}}
         until = time.time() + seconds
         ts = [threading.Thread(target=reader, args=(mnt, names, nframes, i, until, out))
               for i in range(readers)]
@@ -71,6 +73,7 @@ def probe(src, cache_mb, readers, seconds):
             "errors": out["errors"][:5], "error_count": len(out["errors"]),
             "slowest_s": round(w[-1], 3) if w else None,
             "p99_s": round(w[int(len(w) * 0.99)], 3) if w else None,
+            "slowest_by_kind_s": out["slowest"],
             "decodes_per_frame_served": stats.get("decodes_per_frame_served"),
             **mem}
 

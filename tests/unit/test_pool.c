@@ -209,7 +209,7 @@ static void check_get(struct decoder *d, int n)
 static struct decoder *lease(struct pool *p, struct media *m, int n)
 {
     struct decoder *d = NULL;
-    CHECK(pool_acquire(p, m, n, &fake, &d) == 0);
+    CHECK(pool_acquire(p, m, n, &fake, NULL, &d) == 0);
     if (d)
         check_get(d, n);
     return d;
@@ -328,7 +328,7 @@ static void test_behind(void)
     struct pool *p = make_pool(2);
     struct media *m = make_media("behind", 2 * GOP);
     struct decoder *d = NULL;
-    CHECK(pool_acquire(p, m, 3, &fake, &d) == 0);
+    CHECK(pool_acquire(p, m, 3, &fake, NULL, &d) == 0);
     struct behind_arg a = {.p = p, .m = m};
     pthread_t t;
     pthread_create(&t, NULL, behind_thread, &a);
@@ -392,7 +392,7 @@ static void test_fifo(void)
     pthread_mutex_init(&f.lock, NULL);
     pthread_cond_init(&f.cond, NULL);
     struct decoder *d = NULL;
-    CHECK(pool_acquire(f.p, f.m, 0, &fake, &d) == 0);
+    CHECK(pool_acquire(f.p, f.m, 0, &fake, NULL, &d) == 0);
     pthread_t t[FIFO_N];
     struct fifo_arg args[FIFO_N];
     for (int i = 0; i < FIFO_N; i++) {
@@ -467,7 +467,7 @@ static void test_newcomer(void)
     struct sigaction sa = {.sa_handler = freeze};
     sigaction(SIGUSR1, &sa, NULL);
     struct decoder *d = NULL;
-    CHECK(pool_acquire(p, m, 0, &fake, &d) == 0);
+    CHECK(pool_acquire(p, m, 0, &fake, NULL, &d) == 0);
     struct order_arg first = {.p = p, .m = m, .n = GOP}, later = {.p = p, .m = m, .n = 2 * GOP};
     pthread_t t1, t2;
     pthread_create(&t1, NULL, order_thread, &first);
@@ -485,6 +485,39 @@ static void test_newcomer(void)
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     CHECK(first.turn == 0 && later.turn == 1);
+    pool_free(&p);
+    media_unref(&m);
+}
+
+/* A request that comes back for its next frame keeps its place in line: it goes before a
+ * request that arrived after its first frame, though that one queued first this time.
+ * The later one is frozen across the release, as above, so the order is the pool's. */
+static void test_ticket(void)
+{
+    struct pool *p = make_pool(1);
+    struct media *m = make_media("ticket", 3 * GOP);
+    frozen = thawed = 0;
+    seq = 0;
+    uint64_t ticket = 0;
+    struct decoder *d = NULL;
+    CHECK(pool_acquire(p, m, 0, &fake, &ticket, &d) == 0 && ticket > 0);
+    struct order_arg later = {.p = p, .m = m, .n = GOP};
+    pthread_t t;
+    pthread_create(&t, NULL, order_thread, &later);
+    while (stats(p).waiting < 1)
+        usleep(1000);
+    pthread_kill(t, SIGUSR1);
+    while (!frozen)
+        usleep(1000);
+    pool_release(p, d);
+    d = NULL;
+    /* Another GOP: no decoder continues to it, so only the ticket puts it first. */
+    CHECK(pool_acquire(p, m, 2 * GOP, &fake, &ticket, &d) == 0 && d);
+    CHECK(!later.done);
+    thawed = 1;
+    pool_release(p, d);
+    pthread_join(t, NULL);
+    CHECK(later.done && later.turn == 0);
     pool_free(&p);
     media_unref(&m);
 }
@@ -585,6 +618,7 @@ int main(void)
     test_behind();
     test_fifo();
     test_newcomer();
+    test_ticket();
     test_park();
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
