@@ -12,7 +12,9 @@
  * serves it only if none of them was damaged. Either way damage marks the media, whose
  * frames then come from single-threaded CPU decoders, exact runs: a run is exact once it
  * has a whole GOP without damage behind it (a damaged keyframe is concealed from the
- * picture before it), so damage in the first GOP of a run starts it one GOP earlier. */
+ * picture before it), so damage in the first GOP of a run starts it one GOP earlier; the
+ * frames of that first GOP are held as on the GPU, since a B-frame comes out before the
+ * damaged picture it refers to. */
 #include "decoder.h"
 #include "averror.h"
 #include "frame_cache.h"
@@ -386,8 +388,9 @@ static int window_damaged(const struct run *run, const struct index *ix, int idx
 }
 
 /* Releases the held frames that every picture before them has come out for (all: the
- * run is drained): cached when their window is clean, out set for n. RUN_OUT, RUN_DAMAGED
- * (n's window was not clean) or RUN_ON; -ENOMEM. */
+ * run is drained): cached when their window is clean, out set for n. RUN_OUT, RUN_ON, or
+ * when n's window was not clean RUN_DAMAGED (a GPU run) or RUN_EARLIER (an exact one);
+ * -ENOMEM. */
 static int release(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep, int all)
 {
     const struct index *ix = d->media->index;
@@ -402,15 +405,18 @@ static int release(struct decoder *d, int n, AVFrame *out, struct frame_cache *k
         int clean = !window_damaged(run, ix, h->idx);
         if (clean && keep)
             frame_cache_put(keep, d->media->id, h->idx, h->f);
-        if (h->idx == n)
-            ret = !clean ? RUN_DAMAGED : av_frame_ref(out, h->f) < 0 ? -ENOMEM : RUN_OUT;
+        if (h->idx == n && !clean)
+            ret = impl(d)->exact ? RUN_EARLIER : RUN_DAMAGED;
+        else if (h->idx == n)
+            ret = av_frame_ref(out, h->f) < 0 ? -ENOMEM : RUN_OUT;
         av_frame_free(&h->f);
     }
     run->nb_held = kept;
     return ret;
 }
 
-/* A GPU run's frame idx: held until the pictures before it have come out. */
+/* A frame of a GPU run, or of an exact run's first GOP: held until the pictures decoded
+ * before it have come out (a B-frame comes out before the damaged picture it refers to). */
 static int take_held(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out,
                      struct frame_cache *keep)
 {
@@ -418,8 +424,15 @@ static int take_held(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out
     struct run *run = &impl(d)->run;
     if (index_start_packet(ix, idx) < run->start)
         return idx >= n && find_held(d, n) < 0 ? -EIO : RUN_ON;
+    if (impl(d)->exact && run->tainted && index_start_packet(ix, idx) >= run->first_gop_end)
+        return RUN_EARLIER; /* past the first GOP of a tainted run: nothing more of it */
     if (is_damaged(f)) {
         mark_damaged(d, idx);
+        if (impl(d)->exact) {
+            log_debug("%s: damaged picture in the first GOP of a run from packet %d",
+                      d->media->path, run->start);
+            run->tainted = 1;
+        }
         if (run->nb_damaged < MAX_DAMAGED)
             run->damaged[run->nb_damaged] = ix->frames[idx].packet;
         run->nb_damaged++;
@@ -436,24 +449,25 @@ static int take_held(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out
     return ret == RUN_ON && idx >= n && find_held(d, n) < 0 ? -EIO : ret;
 }
 
-/* A CPU run's frame idx, served at once: damage taints an exact run when it is in the
- * run's first GOP, and sends a threaded one to an exact decoder. */
+/* A CPU run's frame idx, served at once, except in the first GOP of an exact run that
+ * began after the start: there damage taints the run (its concealment may differ from a
+ * decode from the start), and frames wait to see whether what they refer to was damaged.
+ * Damage sends a threaded run to an exact decoder. */
 static int take_now(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out,
                     struct frame_cache *keep)
 {
     const struct index *ix = d->media->index;
     struct run *run = &impl(d)->run;
+    int first_gop = index_start_packet(ix, idx) < run->first_gop_end;
+    if (impl(d)->exact && run->start > 0 && (first_gop || run->nb_held))
+        return take_held(d, idx, f, n, out, keep);
+    if (run->tainted)
+        return RUN_EARLIER;
     int valid = index_start_packet(ix, idx) >= run->start;
     if (valid && is_damaged(f)) {
         mark_damaged(d, idx);
         if (!impl(d)->exact)
             return RUN_DAMAGED;
-        if (run->start > 0 && ix->frames[idx].packet < run->first_gop_end) {
-            log_debug("%s: damaged picture in the first GOP of a run from packet %d",
-                      d->media->path, run->start);
-            run->tainted = 1;
-            return RUN_EARLIER;
-        }
     }
     if (valid && keep)
         frame_cache_put(keep, d->media->id, idx, f);
