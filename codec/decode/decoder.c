@@ -579,23 +579,13 @@ static int go_exact(struct decoder *d)
     return ret;
 }
 
-/* 1 when frame n's GOP was decoded before (its first frame is in the cache): a lone frame
- * there that is not cached was skipped on the way to another, and others of that GOP
- * will be asked for too, so this time every picture on the way is decoded and kept. */
-static int gop_seen(struct decoder *d, int n, struct frame_cache *keep)
-{
-    const struct index *ix = d->media->index;
-    int first = ix->packets[index_start_packet(ix, n)].frame;
-    return keep && first >= 0 && first != n && frame_cache_has(keep, d->media->id, first);
-}
-
 int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep, int nearby)
 {
     const struct index *ix = d->media->index;
     if (n < 0 || n >= ix->nb_frames)
         return -ENOENT;
     int ret = 0;
-    impl(d)->margin = !nearby ? 0 : gop_seen(d, n, keep) ? INT_MAX : SKIP_MARGIN;
+    impl(d)->margin = nearby ? SKIP_MARGIN : 0;
     /* Once damage is seen, an inexact backend (NVDEC) serves none of the file: which of its
      * pictures a concealment reaches is the GPU's own business, not all of them are flagged. */
     if (!impl(d)->exact && media_damaged(d->media))
