@@ -460,22 +460,31 @@ static void *order_thread(void *arg)
     return NULL;
 }
 
+/* Starts a request for a's frame that queues for the pool's one decoder, and freezes it
+ * there (in the signal handler) until thawed. */
+static void start_frozen(struct order_arg *a, pthread_t *t)
+{
+    struct sigaction sa = {.sa_handler = freeze};
+    sigaction(SIGUSR1, &sa, NULL);
+    frozen = thawed = 0;
+    seq = 0;
+    pthread_create(t, NULL, order_thread, a);
+    while (stats(a->p).waiting < 1)
+        usleep(1000);
+    pthread_kill(*t, SIGUSR1);
+    while (!frozen)
+        usleep(1000);
+}
+
 static void test_newcomer(void)
 {
     struct pool *p = make_pool(1);
     struct media *m = make_media("newcomer", 3 * GOP);
-    struct sigaction sa = {.sa_handler = freeze};
-    sigaction(SIGUSR1, &sa, NULL);
     struct decoder *d = NULL;
     CHECK(pool_acquire(p, m, 0, &fake, NULL, &d) == 0);
     struct order_arg first = {.p = p, .m = m, .n = GOP}, later = {.p = p, .m = m, .n = 2 * GOP};
     pthread_t t1, t2;
-    pthread_create(&t1, NULL, order_thread, &first);
-    while (stats(p).waiting < 1)
-        usleep(1000);
-    pthread_kill(t1, SIGUSR1);
-    while (!frozen)
-        usleep(1000);
+    start_frozen(&first, &t1);
     pool_release(p, d);
     pthread_create(&t2, NULL, order_thread, &later);
     while (stats(p).waiting < 2 && !later.done)
@@ -496,19 +505,12 @@ static void test_ticket(void)
 {
     struct pool *p = make_pool(1);
     struct media *m = make_media("ticket", 3 * GOP);
-    frozen = thawed = 0;
-    seq = 0;
     uint64_t ticket = 0;
     struct decoder *d = NULL;
     CHECK(pool_acquire(p, m, 0, &fake, &ticket, &d) == 0 && ticket > 0);
     struct order_arg later = {.p = p, .m = m, .n = GOP};
     pthread_t t;
-    pthread_create(&t, NULL, order_thread, &later);
-    while (stats(p).waiting < 1)
-        usleep(1000);
-    pthread_kill(t, SIGUSR1);
-    while (!frozen)
-        usleep(1000);
+    start_frozen(&later, &t);
     pool_release(p, d);
     d = NULL;
     /* Another GOP: no decoder continues to it, so only the ticket puts it first. */
