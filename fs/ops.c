@@ -176,6 +176,9 @@ static void fill_stat(struct stat *st, const struct stat *src, int dir, off_t si
     st->st_nlink = dir ? 2 : 1;
     st->st_size = size;
     st->st_blocks = (size + 511) / 512;
+    /* cat and cp read st_blksize at a time: 1 MiB, the largest request here (max_read),
+     * instead of 24 requests for every 1080p frame at 128 KiB. */
+    st->st_blksize = 1 << 20;
     st->st_uid = src->st_uid;
     st->st_gid = src->st_gid;
     st->st_atim = src->st_atim;

@@ -28,6 +28,17 @@ def test_cat(mnt):
     assert out == r.frame("nv12", 5), util.describe_diff(out, r.frame("nv12", 5))
 
 
+def test_files_ask_for_1m_reads(mnt):
+    """cat and cp read st_blksize at a time: 1 MiB (max_read), not 128 KiB, so a batch file
+    of 1080p frames takes 3 requests a frame instead of 24."""
+    for name in (path_of(mnt, BIG, 0, "nv12"), os.path.join(mnt, BIG, "frames", "0-4.rgb"),
+                 os.path.join(mnt, BIG, "meta.json")):
+        assert os.stat(name).st_blksize == 1 << 20, name
+    out = subprocess.run(["stat", "-c", "%o", path_of(mnt, BIG, 0, "nv12")], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == str(1 << 20)
+
+
 def test_cat_png(mnt):
     p = path_of(mnt, BIG, 7, "png")
     out = subprocess.run(["cat", p], check=True, capture_output=True).stdout
