@@ -165,7 +165,7 @@ def test_read_everything_without_crashing(shared_mount):
 
 
 def test_request_threads_outnumber_libfuse_default(make_mount, corpus):
-    """vidfs serves with up to 32 request threads (-o max_threads) and keeps idle ones:
+    """vidfs serves with up to 64 request threads (-o max_threads) and keeps idle ones:
     after 24 readers at once, more than libfuse's default 10 are there. (A loop config
     read through the wrong API version once left 10 threads, each ended after a request.)"""
     m = make_mount(corpus, "threads")
