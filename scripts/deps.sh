@@ -14,8 +14,9 @@ PACKAGES=(
     fuse3 ffmpeg jq coreutils man-db groff-base
     python3 python3-pytest python3-numpy python3-av
     # the python package's DataLoader tests and examples/; benchmarks (scripts/bench/
-    # loader.py: DataLoader, its OpenCV peer) and their plots
-    python3-torch python3-opencv python3-matplotlib
+    # loader.py: DataLoader, its OpenCV peer; images.py: ffmpegfs's jpg frame sets) and
+    # their plots
+    python3-torch python3-opencv python3-matplotlib ffmpegfs
 )
 
 missing=()
