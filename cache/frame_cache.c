@@ -3,17 +3,35 @@
  * atomic count): an insert evicts the entry used longest ago of all, found at the
  * shards' LRU ends, so the frames put last survive however the keys spread (read-ahead
  * puts frames that a reader takes a few frames later). A lock is held only to move
- * pointers and refcounts, never while copying pixels. */
+ * pointers and refcounts, never while copying pixels.
+ *
+ * Host copies live in buffers the cache recycles: a buffer whose last reference goes (its
+ * entry evicted or dropped) waits on a short idle list, counted in the bound, for the next
+ * copy of that size, so a cache that turns over never writes to fresh pages (the kernel
+ * zeroes each one first: a fifth of the daemon's time reading 1080p frames in order). */
 #include "frame_cache.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <libavutil/imgutils.h>
+#include <libavutil/mem.h>
 #include <libavutil/pixdesc.h>
 
 #define NSHARDS 16
 #define NBUCKETS 1024 /* per shard */
+#define IDLE_MAX 4    /* buffers kept for reuse: a few frame sizes at once */
+#define LINE_ALIGN 64 /* the widest SIMD load of the converters */
+#define BUF_PAD 64    /* read past the last line by SIMD tails */
+
+/* One recycled host buffer; the opaque of the AVBufferRefs made over it. */
+struct hostbuf {
+    struct frame_cache *fc;
+    uint8_t *data;
+    size_t size;
+    struct hostbuf *next; /* idle list */
+};
 
 struct entry {
     uint64_t media;
@@ -30,13 +48,18 @@ struct shard {
     struct entry *buckets[NBUCKETS];
     struct entry *head, *tail;
     uint64_t tail_used; /* atomic: tail->used, UINT64_MAX when empty, read unlocked */
-    struct frame_cache_stats st; /* hits, misses, inserts, evictions, frames */
+    struct frame_cache_stats st; /* all but bytes and max_bytes */
 };
 
 struct frame_cache {
     size_t max_bytes;
-    size_t bytes; /* atomic: all shards together */
+    size_t bytes; /* atomic: all shards together, and the idle buffers */
     uint64_t tick; /* atomic */
+    int refs;      /* atomic: the owner's, and one per hostbuf alive */
+    pthread_mutex_t idle_lock;
+    struct hostbuf *idle;
+    int nidle;
+    int closing; /* under idle_lock: frame_cache_free ran, buffers are freed as they go */
     struct shard shards[NSHARDS];
 };
 
@@ -72,6 +95,8 @@ int frame_cache_new(size_t max_bytes, struct frame_cache **out)
         pthread_mutex_init(&fc->shards[i].lock, NULL);
         fc->shards[i].tail_used = UINT64_MAX;
     }
+    pthread_mutex_init(&fc->idle_lock, NULL);
+    fc->refs = 1;
     fc->max_bytes = max_bytes;
     *out = fc;
     return 0;
@@ -126,6 +151,44 @@ static void entry_free(struct entry *e)
     free(e);
 }
 
+/* Frees the cache once its owner and every buffer handed out are gone. */
+static void cache_unref(struct frame_cache *fc)
+{
+    if (__atomic_sub_fetch(&fc->refs, 1, __ATOMIC_ACQ_REL))
+        return;
+    for (int i = 0; i < NSHARDS; i++)
+        pthread_mutex_destroy(&fc->shards[i].lock);
+    pthread_mutex_destroy(&fc->idle_lock);
+    free(fc);
+}
+
+static void hostbuf_free(struct hostbuf *hb)
+{
+    struct frame_cache *fc = hb->fc;
+    av_free(hb->data);
+    free(hb);
+    cache_unref(fc);
+}
+
+/* Frees one idle buffer, one of another size than `keep` when there is one: 0 when none. */
+static int idle_free_one(struct frame_cache *fc, size_t keep)
+{
+    pthread_mutex_lock(&fc->idle_lock);
+    struct hostbuf **pp = &fc->idle;
+    while (*pp && (*pp)->next && (*pp)->size == keep)
+        pp = &(*pp)->next;
+    struct hostbuf *hb = *pp;
+    if (hb) {
+        *pp = hb->next;
+        fc->nidle--;
+        __atomic_sub_fetch(&fc->bytes, hb->size, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&fc->idle_lock);
+    if (hb)
+        hostbuf_free(hb);
+    return hb != NULL;
+}
+
 void frame_cache_free(struct frame_cache **fcp)
 {
     struct frame_cache *fc = *fcp;
@@ -138,10 +201,72 @@ void frame_cache_free(struct frame_cache **fcp)
             entry_unlink(fc, s, e);
             entry_free(e);
         }
-        pthread_mutex_destroy(&s->lock);
     }
-    free(fc);
+    pthread_mutex_lock(&fc->idle_lock);
+    fc->closing = 1;
+    pthread_mutex_unlock(&fc->idle_lock);
+    while (idle_free_one(fc, 0))
+        ;
+    cache_unref(fc); /* references handed out keep it until they go */
     *fcp = NULL;
+}
+
+/* The last reference to a copy went: its buffer waits for the next copy of its size when
+ * the bound has room for it. */
+static void hostbuf_release(void *opaque, uint8_t *data)
+{
+    (void)data;
+    struct hostbuf *hb = opaque;
+    struct frame_cache *fc = hb->fc;
+    pthread_mutex_lock(&fc->idle_lock);
+    int keep = !fc->closing && fc->nidle < IDLE_MAX &&
+               __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED) + hb->size <= fc->max_bytes;
+    if (keep) {
+        hb->next = fc->idle;
+        fc->idle = hb;
+        fc->nidle++;
+        __atomic_add_fetch(&fc->bytes, hb->size, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&fc->idle_lock);
+    if (!keep)
+        hostbuf_free(hb);
+}
+
+/* An idle buffer of exactly size bytes taken off the list (and out of the count), or NULL;
+ * with peek, only whether there is one. */
+static struct hostbuf *idle_take(struct frame_cache *fc, size_t size, int peek)
+{
+    pthread_mutex_lock(&fc->idle_lock);
+    struct hostbuf **pp = &fc->idle;
+    while (*pp && (*pp)->size != size)
+        pp = &(*pp)->next;
+    struct hostbuf *hb = *pp;
+    if (hb && !peek) {
+        *pp = hb->next;
+        fc->nidle--;
+        __atomic_sub_fetch(&fc->bytes, hb->size, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&fc->idle_lock);
+    return hb;
+}
+
+/* A buffer of size bytes over a recycled or new host buffer. */
+static AVBufferRef *hostbuf_get(struct frame_cache *fc, size_t size)
+{
+    struct hostbuf *hb = idle_take(fc, size, 0);
+    if (!hb) {
+        if (!(hb = calloc(1, sizeof(*hb))) || !(hb->data = av_malloc(size))) {
+            free(hb);
+            return NULL;
+        }
+        hb->fc = fc;
+        hb->size = size;
+        __atomic_add_fetch(&fc->refs, 1, __ATOMIC_RELAXED);
+    }
+    AVBufferRef *ref = av_buffer_create(hb->data, size, hostbuf_release, hb, 0);
+    if (!ref)
+        hostbuf_release(hb, hb->data);
+    return ref;
 }
 
 static struct entry *find(struct shard *s, uint64_t media, int n)
@@ -180,19 +305,28 @@ int frame_cache_has(struct frame_cache *fc, uint64_t media, int n)
     return has;
 }
 
-/* Evicts the least recently used entry of shard s; 0 when it is empty. */
-static int evict_one(struct frame_cache *fc, struct shard *s)
+/* Removes the entry of (media, n) from shard s when drop, else (an eviction) its least
+ * recently used one; 0 when there is none. */
+static int remove_one(struct frame_cache *fc, struct shard *s, int drop, uint64_t media, int n)
 {
     pthread_mutex_lock(&s->lock);
-    struct entry *e = s->tail;
+    struct entry *e = drop ? find(s, media, n) : s->tail;
     if (e) {
         entry_unlink(fc, s, e);
-        s->st.evictions++;
+        if (drop)
+            s->st.dropped++;
+        else
+            s->st.evictions++;
     }
     pthread_mutex_unlock(&s->lock);
     if (e)
         entry_free(e);
     return e != NULL;
+}
+
+static int evict_one(struct frame_cache *fc, struct shard *s)
+{
+    return remove_one(fc, s, 0, 0, 0);
 }
 
 /* The shard whose LRU end was used longest ago, read without locks (a stale answer
@@ -211,13 +345,20 @@ static struct shard *oldest_shard(struct frame_cache *fc)
     return oldest;
 }
 
-/* Brings the total under max_bytes - need, oldest entries first; when the oldest shard
- * turns out empty (a race), the shards in turn, so the bound holds. */
-static void make_room(struct frame_cache *fc, size_t need)
+/* Brings the total under max_bytes - need, idle buffers first, then the oldest entries;
+ * when the oldest shard turns out empty (a race), the shards in turn, so the bound holds.
+ * An idle buffer of reuse bytes (a copy about to be made) ends it once taking that
+ * buffer makes the room. */
+static void make_room(struct frame_cache *fc, size_t need, size_t reuse)
 {
     int next = 0, empty = 0;
-    while (__atomic_load_n(&fc->bytes, __ATOMIC_RELAXED) + need > fc->max_bytes &&
+    size_t bytes;
+    while ((bytes = __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED)) + need > fc->max_bytes &&
            empty < NSHARDS) {
+        if (reuse && bytes - reuse + need <= fc->max_bytes && idle_take(fc, reuse, 1))
+            return;
+        if (idle_free_one(fc, reuse))
+            continue;
         struct shard *s = oldest_shard(fc);
         if (s && evict_one(fc, s)) {
             empty = 0;
@@ -230,33 +371,69 @@ static void make_room(struct frame_cache *fc, size_t need)
     }
 }
 
-/* The cache's own copy of a frame in host memory: a reference would keep the decoder's
- * pooled buffer from going back to it, and the decoder's pool would grow by every frame the
- * cache holds, outside cache_mb. Frames in device memory are kept by reference. */
-static AVFrame *own_copy(const AVFrame *f)
+/* 1 when f is in host memory (the cache copies it). */
+static int is_host(const AVFrame *f)
 {
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
-    if (!d || (d->flags & AV_PIX_FMT_FLAG_HWACCEL))
+    return d && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL);
+}
+
+/* Line sizes of a host copy of f and the bytes of its buffer; 0 when f has no such layout. */
+static size_t copy_layout(const AVFrame *f, int linesize[4], size_t plane[4])
+{
+    ptrdiff_t ls[4];
+    if (av_image_fill_linesizes(linesize, f->format, FFALIGN(f->width, LINE_ALIGN)) < 0)
+        return 0;
+    for (int i = 0; i < 4; i++)
+        ls[i] = linesize[i] = FFALIGN(linesize[i], LINE_ALIGN);
+    if (av_image_fill_plane_sizes(plane, f->format, f->height, ls) < 0)
+        return 0;
+    return plane[0] + plane[1] + plane[2] + plane[3] + BUF_PAD;
+}
+
+/* The cache's own copy of a host frame, in a recycled buffer: a reference would keep the
+ * decoder's pooled buffer from going back to it, and the decoder's pool would grow by
+ * every frame the cache holds, outside cache_mb. Frames in device memory are kept by
+ * reference. */
+static AVFrame *own_copy(struct frame_cache *fc, const AVFrame *f, size_t size,
+                         const int linesize[4], const size_t plane[4])
+{
+    if (!is_host(f))
         return av_frame_clone(f);
     AVFrame *c = av_frame_alloc();
-    if (!c)
-        return NULL;
+    if (!c || !(c->buf[0] = hostbuf_get(fc, size)))
+        goto fail;
     c->format = f->format;
     c->width = f->width;
     c->height = f->height;
-    if (av_frame_get_buffer(c, 0) < 0 || av_frame_copy(c, f) < 0 || av_frame_copy_props(c, f) < 0)
-        av_frame_free(&c);
+    uint8_t *p = c->buf[0]->data;
+    for (int i = 0; i < 4 && plane[i]; i++) {
+        c->data[i] = p;
+        c->linesize[i] = linesize[i];
+        p += plane[i];
+    }
+    if (av_frame_copy(c, f) < 0 || av_frame_copy_props(c, f) < 0)
+        goto fail;
     return c;
+fail:
+    av_frame_free(&c);
+    return NULL;
 }
 
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f)
 {
-    if (frame_bytes(f) > fc->max_bytes)
+    int linesize[4] = {0};
+    size_t plane[4] = {0}, size = 0;
+    if (is_host(f) && !(size = copy_layout(f, linesize, plane)))
+        return;
+    size_t need = size ? size + sizeof(struct entry) : frame_bytes(f);
+    if (need > fc->max_bytes)
         return;
     struct shard *s = shard_of(fc, media, n);
     if (frame_cache_has(fc, media, n))
         return;
-    AVFrame *ref = own_copy(f);
+    make_room(fc, need, size);
+    AVFrame *ref = own_copy(fc, f, size, linesize, plane);
     struct entry *e = calloc(1, sizeof(*e));
     if (!ref || !e) {
         av_frame_free(&ref);
@@ -266,7 +443,6 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     size_t bytes = frame_bytes(ref);
     *e = (struct entry){.media = media, .n = n, .frame = ref, .bytes = bytes,
                         .used = __atomic_add_fetch(&fc->tick, 1, __ATOMIC_RELAXED)};
-    make_room(fc, bytes);
     pthread_mutex_lock(&s->lock);
     if (find(s, media, n)) {
         pthread_mutex_unlock(&s->lock);
@@ -281,7 +457,18 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     s->st.frames++;
     s->st.inserts++;
     pthread_mutex_unlock(&s->lock);
-    make_room(fc, 0); /* puts racing past the first check: the bound still holds */
+    make_room(fc, 0, 0); /* puts racing past the first check: the bound still holds */
+}
+
+void frame_cache_drop(struct frame_cache *fc, uint64_t media, int n)
+{
+    remove_one(fc, shard_of(fc, media, n), 1, media, n);
+}
+
+void frame_cache_trim(struct frame_cache *fc)
+{
+    while (idle_free_one(fc, 0))
+        ;
 }
 
 void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)
@@ -294,6 +481,7 @@ void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)
         st->misses += s->st.misses;
         st->inserts += s->st.inserts;
         st->evictions += s->st.evictions;
+        st->dropped += s->st.dropped;
         st->frames += s->st.frames;
         pthread_mutex_unlock(&s->lock);
     }

@@ -2,7 +2,8 @@
  * display index), in shards with a lock each (the LRU order is kept per shard). Frames are refcounted AVFrames: get returns a new reference, so a
  * reader never copies a frame it only reads, and eviction never frees one in use. The
  * cache holds its own copy of a frame in host memory, so that what it holds is what it
- * counts: a decoder's frame goes back to the decoder's pool at once. */
+ * counts: a decoder's frame goes back to the decoder's pool at once. The copies' buffers
+ * are recycled: one freed by eviction or a drop takes the next copy of its size. */
 #ifndef VIDFS_FRAME_CACHE_H
 #define VIDFS_FRAME_CACHE_H
 
@@ -23,9 +24,14 @@ AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n);
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f);
 /* 1 when present, without touching the LRU order. */
 int frame_cache_has(struct frame_cache *fc, uint64_t media, int n);
+/* Removes the frame if present (a reader that passed it will not come back), so that its
+ * buffer takes the next copy instead of fresh memory. */
+void frame_cache_drop(struct frame_cache *fc, uint64_t media, int n);
+/* Frees the buffers kept for reuse (memory returned when idle). */
+void frame_cache_trim(struct frame_cache *fc);
 
 struct frame_cache_stats {
-    uint64_t hits, misses, inserts, evictions, bytes, max_bytes, frames;
+    uint64_t hits, misses, inserts, evictions, dropped, bytes, max_bytes, frames;
 };
 void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st);
 
