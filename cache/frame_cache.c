@@ -56,10 +56,12 @@ struct frame_cache {
     size_t bytes; /* atomic: all shards together, and the idle buffers */
     uint64_t tick; /* atomic */
     int refs;      /* atomic: the owner's, and one per hostbuf alive */
+    uint64_t allocs; /* atomic: hostbufs allocated */
     pthread_mutex_t idle_lock;
     struct hostbuf *idle;
     int nidle;
     int closing; /* under idle_lock: frame_cache_free ran, buffers are freed as they go */
+    AVBufferRef *tag; /* the opaque_ref of frames in the cache's buffers */
     struct shard shards[NSHARDS];
 };
 
@@ -97,6 +99,10 @@ int frame_cache_new(size_t max_bytes, struct frame_cache **out)
     }
     pthread_mutex_init(&fc->idle_lock, NULL);
     fc->refs = 1;
+    if (!(fc->tag = av_buffer_allocz(1))) {
+        frame_cache_free(&fc);
+        return -ENOMEM;
+    }
     fc->max_bytes = max_bytes;
     *out = fc;
     return 0;
@@ -159,6 +165,7 @@ static void cache_unref(struct frame_cache *fc)
     for (int i = 0; i < NSHARDS; i++)
         pthread_mutex_destroy(&fc->shards[i].lock);
     pthread_mutex_destroy(&fc->idle_lock);
+    av_buffer_unref(&fc->tag);
     free(fc);
 }
 
@@ -262,6 +269,7 @@ static AVBufferRef *hostbuf_get(struct frame_cache *fc, size_t size)
         hb->fc = fc;
         hb->size = size;
         __atomic_add_fetch(&fc->refs, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&fc->allocs, 1, __ATOMIC_RELAXED);
     }
     AVBufferRef *ref = av_buffer_create(hb->data, size, hostbuf_release, hb, 0);
     if (!ref)
@@ -378,62 +386,82 @@ static int is_host(const AVFrame *f)
     return d && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL);
 }
 
-/* Line sizes of a host copy of f and the bytes of its buffer; 0 when f has no such layout. */
-static size_t copy_layout(const AVFrame *f, int linesize[4], size_t plane[4])
+/* Line sizes of a w x h picture in format fmt, lines aligned to LINE_ALIGN, and the bytes
+ * of its buffer; 0 when fmt has no such layout. */
+static size_t layout(enum AVPixelFormat fmt, int w, int h, int linesize[4], size_t plane[4])
 {
     ptrdiff_t ls[4];
-    if (av_image_fill_linesizes(linesize, f->format, FFALIGN(f->width, LINE_ALIGN)) < 0)
+    if (av_image_fill_linesizes(linesize, fmt, FFALIGN(w, LINE_ALIGN)) < 0)
         return 0;
     for (int i = 0; i < 4; i++)
         ls[i] = linesize[i] = FFALIGN(linesize[i], LINE_ALIGN);
-    if (av_image_fill_plane_sizes(plane, f->format, f->height, ls) < 0)
+    if (av_image_fill_plane_sizes(plane, fmt, h, ls) < 0)
         return 0;
     return plane[0] + plane[1] + plane[2] + plane[3] + BUF_PAD;
 }
 
-/* The cache's own copy of a host frame, in a recycled buffer: a reference would keep the
- * decoder's pooled buffer from going back to it, and the decoder's pool would grow by
- * every frame the cache holds, outside cache_mb. Frames in device memory are kept by
- * reference. */
-static AVFrame *own_copy(struct frame_cache *fc, const AVFrame *f, size_t size,
-                         const int linesize[4], const size_t plane[4])
+int frame_cache_frame_buffer(struct frame_cache *fc, AVFrame *f, int width, int height)
 {
-    if (!is_host(f))
+    int linesize[4] = {0};
+    size_t plane[4] = {0}, size = layout(f->format, width, height, linesize, plane);
+    if (!size)
+        return -EINVAL;
+    if (!(f->buf[0] = hostbuf_get(fc, size)) || av_buffer_replace(&f->opaque_ref, fc->tag) < 0) {
+        av_buffer_unref(&f->buf[0]);
+        return -ENOMEM;
+    }
+    uint8_t *p = f->buf[0]->data;
+    for (int i = 0; i < 4 && plane[i]; i++) {
+        f->data[i] = p;
+        f->linesize[i] = linesize[i];
+        p += plane[i];
+    }
+    f->extended_data = f->data;
+    return 0;
+}
+
+/* 1 when f's pixels are in a buffer of the cache's (frame_cache_frame_buffer). */
+static int in_own_buffer(const struct frame_cache *fc, const AVFrame *f)
+{
+    return f->opaque_ref && f->opaque_ref->buffer == fc->tag->buffer && f->buf[0] &&
+           !f->buf[1];
+}
+
+/* The cache's own copy of a host frame, in a recycled buffer: a reference to a
+ * libavcodec-pooled buffer would keep it from going back to the decoder, whose pool would
+ * grow by every frame the cache holds, outside cache_mb. Frames in device memory or in
+ * the cache's buffers already are kept by reference. */
+static AVFrame *own_copy(struct frame_cache *fc, const AVFrame *f)
+{
+    if (!is_host(f) || in_own_buffer(fc, f))
         return av_frame_clone(f);
     AVFrame *c = av_frame_alloc();
-    if (!c || !(c->buf[0] = hostbuf_get(fc, size)))
-        goto fail;
+    if (!c)
+        return NULL;
     c->format = f->format;
     c->width = f->width;
     c->height = f->height;
-    uint8_t *p = c->buf[0]->data;
-    for (int i = 0; i < 4 && plane[i]; i++) {
-        c->data[i] = p;
-        c->linesize[i] = linesize[i];
-        p += plane[i];
-    }
-    if (av_frame_copy(c, f) < 0 || av_frame_copy_props(c, f) < 0)
-        goto fail;
+    if (av_frame_copy_props(c, f) < 0 || frame_cache_frame_buffer(fc, c, f->width, f->height) < 0 ||
+        av_frame_copy(c, f) < 0)
+        av_frame_free(&c);
     return c;
-fail:
-    av_frame_free(&c);
-    return NULL;
 }
 
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f)
 {
-    int linesize[4] = {0};
-    size_t plane[4] = {0}, size = 0;
-    if (is_host(f) && !(size = copy_layout(f, linesize, plane)))
+    int linesize[4];
+    size_t plane[4], copy = 0;
+    if (is_host(f) && !in_own_buffer(fc, f) &&
+        !(copy = layout(f->format, f->width, f->height, linesize, plane)))
         return;
-    size_t need = size ? size + sizeof(struct entry) : frame_bytes(f);
+    size_t need = copy ? copy + sizeof(struct entry) : frame_bytes(f);
     if (need > fc->max_bytes)
         return;
     struct shard *s = shard_of(fc, media, n);
     if (frame_cache_has(fc, media, n))
         return;
-    make_room(fc, need, size);
-    AVFrame *ref = own_copy(fc, f, size, linesize, plane);
+    make_room(fc, need, copy);
+    AVFrame *ref = own_copy(fc, f);
     struct entry *e = calloc(1, sizeof(*e));
     if (!ref || !e) {
         av_frame_free(&ref);
@@ -487,4 +515,5 @@ void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)
     }
     st->bytes = __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED);
     st->max_bytes = fc->max_bytes;
+    st->allocs = __atomic_load_n(&fc->allocs, __ATOMIC_RELAXED);
 }

@@ -153,6 +153,40 @@ static void test_full_cache_recycles(void)
     frame_cache_free(&fc);
 }
 
+/* A decoder's picture in a buffer of the cache's (its get_buffer2): kept by reference,
+ * not copied, and its buffer goes to the decoder's next picture once dropped. */
+static void test_decoder_buffers(void)
+{
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(1 << 22, &fc) == 0);
+    AVFrame *f = av_frame_alloc();
+    f->format = AV_PIX_FMT_YUV420P;
+    f->width = 100;
+    f->height = 50;
+    CHECK(frame_cache_frame_buffer(fc, f, 128, 66) == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(f->data[i] && f->linesize[i] % 64 == 0 && f->linesize[i] >= 128 >> !!i);
+    CHECK(f->data[1] >= f->data[0] + 66 * f->linesize[0] && !f->buf[1]);
+    f->data[2][33 * f->linesize[2] - 1] = 42; /* the last byte of the 128x66 picture */
+    const uint8_t *p = f->data[0];
+    frame_cache_put(fc, 1, 0, f);
+    av_frame_free(&f);
+    AVFrame *g = frame_cache_get(fc, 1, 0);
+    CHECK(g && g->data[0] == p && g->data[2][33 * g->linesize[2] - 1] == 42);
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.frames == 1 && st.bytes >= (size_t)g->buf[0]->size && st.allocs == 1);
+    av_frame_free(&g);
+    frame_cache_drop(fc, 1, 0);
+    AVFrame *h = av_frame_alloc();
+    h->format = AV_PIX_FMT_YUV420P;
+    CHECK(frame_cache_frame_buffer(fc, h, 128, 66) == 0 && h->data[0] == p);
+    frame_cache_stats(fc, &st);
+    CHECK(st.allocs == 1);
+    av_frame_free(&h);
+    frame_cache_free(&fc);
+}
+
 static struct frame_cache *shared;
 
 static void *hammer(void *arg)
@@ -196,6 +230,7 @@ int main(void)
     test_bound();
     test_recycle();
     test_full_cache_recycles();
+    test_decoder_buffers();
     test_threads();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures != 0;
