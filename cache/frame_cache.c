@@ -5,10 +5,12 @@
  * puts frames that a reader takes a few frames later). A lock is held only to move
  * pointers and refcounts, never while copying pixels.
  *
- * Host copies live in buffers the cache recycles: a buffer whose last reference goes (its
- * entry evicted or dropped) waits on a short idle list, counted in the bound, for the next
- * copy of that size, so a cache that turns over never writes to fresh pages (the kernel
- * zeroes each one first: a fifth of the daemon's time reading 1080p frames in order). */
+ * Host frames live in buffers the cache recycles (CPU decoders decode into them): a buffer
+ * whose last reference goes (its entry evicted or dropped, a decoder done with it) waits
+ * on a short idle list for the next frame of its size, so a cache that turns over never
+ * writes to fresh pages (the kernel zeroes each one first: a fifth of the daemon's time
+ * reading 1080p frames in order). The idle list is outside the bound, small and capped:
+ * an evicted buffer must wait there for the frame that evicted it. */
 #include "frame_cache.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 #define NSHARDS 16
 #define NBUCKETS 1024 /* per shard */
 #define IDLE_MAX 4    /* buffers kept for reuse: a few frame sizes at once */
+#define IDLE_MAX_BYTES (64u << 20)
 #define LINE_ALIGN 64 /* the widest SIMD load of the converters */
 #define BUF_PAD 64    /* read past the last line by SIMD tails */
 
@@ -53,13 +56,14 @@ struct shard {
 
 struct frame_cache {
     size_t max_bytes;
-    size_t bytes; /* atomic: all shards together, and the idle buffers */
+    size_t bytes; /* atomic: all shards together */
     uint64_t tick; /* atomic */
     int refs;      /* atomic: the owner's, and one per hostbuf alive */
     uint64_t allocs; /* atomic: hostbufs allocated */
     pthread_mutex_t idle_lock;
-    struct hostbuf *idle;
+    struct hostbuf *idle; /* most recently freed first */
     int nidle;
+    size_t idle_bytes;
     int closing; /* under idle_lock: frame_cache_free ran, buffers are freed as they go */
     AVBufferRef *tag; /* the opaque_ref of frames in the cache's buffers */
     struct shard shards[NSHARDS];
@@ -177,23 +181,39 @@ static void hostbuf_free(struct hostbuf *hb)
     cache_unref(fc);
 }
 
-/* Frees one idle buffer, one of another size than `keep` when there is one: 0 when none. */
-static int idle_free_one(struct frame_cache *fc, size_t keep)
+/* Unlinks *pp from the idle list. Under idle_lock. */
+static struct hostbuf *idle_unlink(struct frame_cache *fc, struct hostbuf **pp)
 {
-    pthread_mutex_lock(&fc->idle_lock);
-    struct hostbuf **pp = &fc->idle;
-    while (*pp && (*pp)->next && (*pp)->size == keep)
-        pp = &(*pp)->next;
     struct hostbuf *hb = *pp;
-    if (hb) {
-        *pp = hb->next;
-        fc->nidle--;
-        __atomic_sub_fetch(&fc->bytes, hb->size, __ATOMIC_RELAXED);
-    }
-    pthread_mutex_unlock(&fc->idle_lock);
-    if (hb)
+    *pp = hb->next;
+    fc->nidle--;
+    fc->idle_bytes -= hb->size;
+    return hb;
+}
+
+/* The idle buffer freed longest ago, unlinked, when the list is over its caps (all: when
+ * not empty); else NULL. Under idle_lock. */
+static struct hostbuf *idle_excess(struct frame_cache *fc, int all)
+{
+    if (!fc->idle || (!all && fc->nidle <= IDLE_MAX && fc->idle_bytes <= IDLE_MAX_BYTES))
+        return NULL;
+    struct hostbuf **pp = &fc->idle;
+    while ((*pp)->next)
+        pp = &(*pp)->next;
+    return idle_unlink(fc, pp);
+}
+
+/* Frees idle buffers, oldest first, until the list is within its caps (all: empty). */
+static void idle_trim(struct frame_cache *fc, int all)
+{
+    for (;;) {
+        pthread_mutex_lock(&fc->idle_lock);
+        struct hostbuf *hb = idle_excess(fc, all);
+        pthread_mutex_unlock(&fc->idle_lock);
+        if (!hb)
+            return;
         hostbuf_free(hb);
-    return hb != NULL;
+    }
 }
 
 void frame_cache_free(struct frame_cache **fcp)
@@ -212,47 +232,41 @@ void frame_cache_free(struct frame_cache **fcp)
     pthread_mutex_lock(&fc->idle_lock);
     fc->closing = 1;
     pthread_mutex_unlock(&fc->idle_lock);
-    while (idle_free_one(fc, 0))
-        ;
+    idle_trim(fc, 1);
     cache_unref(fc); /* references handed out keep it until they go */
     *fcp = NULL;
 }
 
-/* The last reference to a copy went: its buffer waits for the next copy of its size when
- * the bound has room for it. */
+/* The last reference to a buffer went: it waits for the next frame of its size, and the
+ * buffer freed longest ago goes when the list is over its caps. */
 static void hostbuf_release(void *opaque, uint8_t *data)
 {
     (void)data;
     struct hostbuf *hb = opaque;
     struct frame_cache *fc = hb->fc;
     pthread_mutex_lock(&fc->idle_lock);
-    int keep = !fc->closing && fc->nidle < IDLE_MAX &&
-               __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED) + hb->size <= fc->max_bytes;
+    int keep = !fc->closing;
     if (keep) {
         hb->next = fc->idle;
         fc->idle = hb;
         fc->nidle++;
-        __atomic_add_fetch(&fc->bytes, hb->size, __ATOMIC_RELAXED);
+        fc->idle_bytes += hb->size;
     }
     pthread_mutex_unlock(&fc->idle_lock);
-    if (!keep)
+    if (keep)
+        idle_trim(fc, 0);
+    else
         hostbuf_free(hb);
 }
 
-/* An idle buffer of exactly size bytes taken off the list (and out of the count), or NULL;
- * with peek, only whether there is one. */
-static struct hostbuf *idle_take(struct frame_cache *fc, size_t size, int peek)
+/* An idle buffer of exactly size bytes taken off the list, or NULL. */
+static struct hostbuf *idle_take(struct frame_cache *fc, size_t size)
 {
     pthread_mutex_lock(&fc->idle_lock);
     struct hostbuf **pp = &fc->idle;
     while (*pp && (*pp)->size != size)
         pp = &(*pp)->next;
-    struct hostbuf *hb = *pp;
-    if (hb && !peek) {
-        *pp = hb->next;
-        fc->nidle--;
-        __atomic_sub_fetch(&fc->bytes, hb->size, __ATOMIC_RELAXED);
-    }
+    struct hostbuf *hb = *pp ? idle_unlink(fc, pp) : NULL;
     pthread_mutex_unlock(&fc->idle_lock);
     return hb;
 }
@@ -260,7 +274,7 @@ static struct hostbuf *idle_take(struct frame_cache *fc, size_t size, int peek)
 /* A buffer of size bytes over a recycled or new host buffer. */
 static AVBufferRef *hostbuf_get(struct frame_cache *fc, size_t size)
 {
-    struct hostbuf *hb = idle_take(fc, size, 0);
+    struct hostbuf *hb = idle_take(fc, size);
     if (!hb) {
         if (!(hb = calloc(1, sizeof(*hb))) || !(hb->data = av_malloc(size))) {
             free(hb);
@@ -353,20 +367,13 @@ static struct shard *oldest_shard(struct frame_cache *fc)
     return oldest;
 }
 
-/* Brings the total under max_bytes - need, idle buffers first, then the oldest entries;
- * when the oldest shard turns out empty (a race), the shards in turn, so the bound holds.
- * An idle buffer of reuse bytes (a copy about to be made) ends it once taking that
- * buffer makes the room. */
-static void make_room(struct frame_cache *fc, size_t need, size_t reuse)
+/* Brings the total under max_bytes - need, oldest entries first; when the oldest shard
+ * turns out empty (a race), the shards in turn, so the bound holds. */
+static void make_room(struct frame_cache *fc, size_t need)
 {
     int next = 0, empty = 0;
-    size_t bytes;
-    while ((bytes = __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED)) + need > fc->max_bytes &&
+    while (__atomic_load_n(&fc->bytes, __ATOMIC_RELAXED) + need > fc->max_bytes &&
            empty < NSHARDS) {
-        if (reuse && bytes - reuse + need <= fc->max_bytes && idle_take(fc, reuse, 1))
-            return;
-        if (idle_free_one(fc, reuse))
-            continue;
         struct shard *s = oldest_shard(fc);
         if (s && evict_one(fc, s)) {
             empty = 0;
@@ -460,7 +467,7 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     struct shard *s = shard_of(fc, media, n);
     if (frame_cache_has(fc, media, n))
         return;
-    make_room(fc, need, copy);
+    make_room(fc, need); /* first: an evicted frame's buffer takes the copy */
     AVFrame *ref = own_copy(fc, f);
     struct entry *e = calloc(1, sizeof(*e));
     if (!ref || !e) {
@@ -485,7 +492,7 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     s->st.frames++;
     s->st.inserts++;
     pthread_mutex_unlock(&s->lock);
-    make_room(fc, 0, 0); /* puts racing past the first check: the bound still holds */
+    make_room(fc, 0); /* puts racing past the first check: the bound still holds */
 }
 
 void frame_cache_drop(struct frame_cache *fc, uint64_t media, int n)
@@ -495,8 +502,7 @@ void frame_cache_drop(struct frame_cache *fc, uint64_t media, int n)
 
 void frame_cache_trim(struct frame_cache *fc)
 {
-    while (idle_free_one(fc, 0))
-        ;
+    idle_trim(fc, 1);
 }
 
 void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)

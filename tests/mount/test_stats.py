@@ -117,13 +117,14 @@ def test_a_batch_whose_read_ahead_outruns_the_cache_decodes_each_gop_once_more_a
     assert decoded(stats(m)) <= 2 * 25 + 12, stats(m)["frames_decoded"]
 
 
-@pytest.mark.parametrize("how", ["files", "batch"])
-def test_frames_an_in_order_reader_passed_leave_the_cache(make_mount, workdir, corpus, how):
-    """Read ahead of an in-order reader, a frame it passed 16 frames back is dropped from
-    the frame cache, whose buffer then takes a new frame instead of fresh memory: the cache
-    holds a window, not the whole file, the bytes are ffmpeg's, and the frames just passed
-    are still hits."""
-    m = own_mount(make_mount, workdir, corpus, "stats-behind-" + how, ("readahead=8",))
+@pytest.mark.parametrize("how,ahead", [("files", 8), ("batch", 8), ("files", 0)])
+def test_frames_an_in_order_reader_passed_leave_the_cache(make_mount, workdir, corpus, how,
+                                                          ahead):
+    """A frame an in-order reader passed 16 frames back is dropped from the frame cache,
+    whose buffer then takes a new frame instead of fresh memory: the cache holds a window,
+    not the whole file, the bytes are ffmpeg's, and the frames just passed are still hits."""
+    m = own_mount(make_mount, workdir, corpus, f"stats-behind-{how}-{ahead}",
+                  (f"readahead={ahead}",))
     r = util.ref(os.path.join(corpus, CLIP))
     if how == "files":
         for k in range(50):

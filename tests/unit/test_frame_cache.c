@@ -100,7 +100,7 @@ static void test_recycle(void)
     CHECK(!frame_cache_has(fc, 1, 0));
     struct frame_cache_stats st;
     frame_cache_stats(fc, &st);
-    CHECK(st.frames == 0 && st.dropped == 1 && st.bytes > 0); /* the idle buffer counts */
+    CHECK(st.frames == 0 && st.dropped == 1 && st.bytes == 0 && st.allocs == 1);
     frame_cache_put(fc, 1, 1, f);
     CHECK(cached_data(fc, 1, 1) == p);
     /* A buffer a reader still holds is not reused, and the reader's frame stays intact. */
@@ -116,12 +116,26 @@ static void test_recycle(void)
     frame_cache_put(fc, 1, 4, f);
     const uint8_t *q3 = cached_data(fc, 1, 3), *q4 = cached_data(fc, 1, 4);
     CHECK((q3 == p && q4 == r) || (q3 == r && q4 == p));
-    frame_cache_trim(fc);
+    frame_cache_stats(fc, &st);
+    CHECK(st.allocs == 2);
+    /* Trimmed (idle mount), spare buffers are freed: the next copy takes fresh memory. */
     frame_cache_drop(fc, 1, 3);
     frame_cache_drop(fc, 1, 4);
     frame_cache_trim(fc);
+    frame_cache_put(fc, 1, 5, f);
     frame_cache_stats(fc, &st);
-    CHECK(st.frames == 0 && st.bytes == 0);
+    CHECK(st.frames == 1 && st.allocs == 3);
+    /* At most four buffers wait: six freed at once, six copies take two fresh ones. */
+    for (int n = 6; n < 11; n++)
+        frame_cache_put(fc, 1, n, f);
+    for (int n = 5; n < 11; n++)
+        frame_cache_drop(fc, 1, n);
+    frame_cache_stats(fc, &st);
+    uint64_t allocs = st.allocs;
+    for (int n = 11; n < 17; n++)
+        frame_cache_put(fc, 1, n, f);
+    frame_cache_stats(fc, &st);
+    CHECK(st.allocs == allocs + 2);
     av_frame_free(&f);
     frame_cache_free(&fc);
 }
