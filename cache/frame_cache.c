@@ -3,17 +3,38 @@
  * atomic count): an insert evicts the entry used longest ago of all, found at the
  * shards' LRU ends, so the frames put last survive however the keys spread (read-ahead
  * puts frames that a reader takes a few frames later). A lock is held only to move
- * pointers and refcounts, never while copying pixels. */
+ * pointers and refcounts, never while copying pixels.
+ *
+ * Host frames live in buffers the cache recycles (CPU decoders decode into them): a buffer
+ * whose last reference goes (its entry evicted or dropped, a decoder done with it) waits
+ * on a short idle list for the next frame of its size, so a cache that turns over never
+ * writes to fresh pages (the kernel zeroes each one first: a fifth of the daemon's time
+ * reading 1080p frames in order). The idle list is outside the bound, small and capped:
+ * an evicted buffer must wait there for the frame that evicted it. */
 #include "frame_cache.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <libavutil/imgutils.h>
+#include <libavutil/mem.h>
 #include <libavutil/pixdesc.h>
 
 #define NSHARDS 16
 #define NBUCKETS 1024 /* per shard */
+#define IDLE_MAX 4    /* buffers kept for reuse: a few frame sizes at once */
+#define IDLE_MAX_BYTES (64u << 20)
+#define LINE_ALIGN 64 /* the widest SIMD load of the converters */
+#define BUF_PAD 64    /* read past the last line by SIMD tails */
+
+/* One recycled host buffer; the opaque of the AVBufferRefs made over it. */
+struct hostbuf {
+    struct frame_cache *fc;
+    uint8_t *data;
+    size_t size;
+    struct hostbuf *next; /* idle list */
+};
 
 struct entry {
     uint64_t media;
@@ -30,13 +51,21 @@ struct shard {
     struct entry *buckets[NBUCKETS];
     struct entry *head, *tail;
     uint64_t tail_used; /* atomic: tail->used, UINT64_MAX when empty, read unlocked */
-    struct frame_cache_stats st; /* hits, misses, inserts, evictions, frames */
+    struct frame_cache_stats st; /* all but bytes and max_bytes */
 };
 
 struct frame_cache {
     size_t max_bytes;
     size_t bytes; /* atomic: all shards together */
     uint64_t tick; /* atomic */
+    int refs;      /* atomic: the owner's, and one per hostbuf alive */
+    uint64_t allocs; /* atomic: hostbufs allocated */
+    pthread_mutex_t idle_lock;
+    struct hostbuf *idle; /* most recently freed first */
+    int nidle;
+    size_t idle_bytes;
+    int closing; /* under idle_lock: frame_cache_free ran, buffers are freed as they go */
+    AVBufferRef *tag; /* the opaque_ref of frames in the cache's buffers */
     struct shard shards[NSHARDS];
 };
 
@@ -71,6 +100,12 @@ int frame_cache_new(size_t max_bytes, struct frame_cache **out)
     for (int i = 0; i < NSHARDS; i++) {
         pthread_mutex_init(&fc->shards[i].lock, NULL);
         fc->shards[i].tail_used = UINT64_MAX;
+    }
+    pthread_mutex_init(&fc->idle_lock, NULL);
+    fc->refs = 1;
+    if (!(fc->tag = av_buffer_allocz(1))) {
+        frame_cache_free(&fc);
+        return -ENOMEM;
     }
     fc->max_bytes = max_bytes;
     *out = fc;
@@ -126,6 +161,61 @@ static void entry_free(struct entry *e)
     free(e);
 }
 
+/* Frees the cache once its owner and every buffer handed out are gone. */
+static void cache_unref(struct frame_cache *fc)
+{
+    if (__atomic_sub_fetch(&fc->refs, 1, __ATOMIC_ACQ_REL))
+        return;
+    for (int i = 0; i < NSHARDS; i++)
+        pthread_mutex_destroy(&fc->shards[i].lock);
+    pthread_mutex_destroy(&fc->idle_lock);
+    av_buffer_unref(&fc->tag);
+    free(fc);
+}
+
+static void hostbuf_free(struct hostbuf *hb)
+{
+    struct frame_cache *fc = hb->fc;
+    av_free(hb->data);
+    free(hb);
+    cache_unref(fc);
+}
+
+/* Unlinks *pp from the idle list. Under idle_lock. */
+static struct hostbuf *idle_unlink(struct frame_cache *fc, struct hostbuf **pp)
+{
+    struct hostbuf *hb = *pp;
+    *pp = hb->next;
+    fc->nidle--;
+    fc->idle_bytes -= hb->size;
+    return hb;
+}
+
+/* The idle buffer freed longest ago, unlinked, when the list is over its caps (all: when
+ * not empty); else NULL. Under idle_lock. */
+static struct hostbuf *idle_excess(struct frame_cache *fc, int all)
+{
+    if (!fc->idle || (!all && fc->nidle <= IDLE_MAX && fc->idle_bytes <= IDLE_MAX_BYTES))
+        return NULL;
+    struct hostbuf **pp = &fc->idle;
+    while ((*pp)->next)
+        pp = &(*pp)->next;
+    return idle_unlink(fc, pp);
+}
+
+/* Frees idle buffers, oldest first, until the list is within its caps (all: empty). */
+static void idle_trim(struct frame_cache *fc, int all)
+{
+    for (;;) {
+        pthread_mutex_lock(&fc->idle_lock);
+        struct hostbuf *hb = idle_excess(fc, all);
+        pthread_mutex_unlock(&fc->idle_lock);
+        if (!hb)
+            return;
+        hostbuf_free(hb);
+    }
+}
+
 void frame_cache_free(struct frame_cache **fcp)
 {
     struct frame_cache *fc = *fcp;
@@ -138,10 +228,67 @@ void frame_cache_free(struct frame_cache **fcp)
             entry_unlink(fc, s, e);
             entry_free(e);
         }
-        pthread_mutex_destroy(&s->lock);
     }
-    free(fc);
+    pthread_mutex_lock(&fc->idle_lock);
+    fc->closing = 1;
+    pthread_mutex_unlock(&fc->idle_lock);
+    idle_trim(fc, 1);
+    cache_unref(fc); /* references handed out keep it until they go */
     *fcp = NULL;
+}
+
+/* The last reference to a buffer went: it waits for the next frame of its size, and the
+ * buffer freed longest ago goes when the list is over its caps. */
+static void hostbuf_release(void *opaque, uint8_t *data)
+{
+    (void)data;
+    struct hostbuf *hb = opaque;
+    struct frame_cache *fc = hb->fc;
+    pthread_mutex_lock(&fc->idle_lock);
+    int keep = !fc->closing;
+    if (keep) {
+        hb->next = fc->idle;
+        fc->idle = hb;
+        fc->nidle++;
+        fc->idle_bytes += hb->size;
+    }
+    pthread_mutex_unlock(&fc->idle_lock);
+    if (keep)
+        idle_trim(fc, 0);
+    else
+        hostbuf_free(hb);
+}
+
+/* An idle buffer of exactly size bytes taken off the list, or NULL. */
+static struct hostbuf *idle_take(struct frame_cache *fc, size_t size)
+{
+    pthread_mutex_lock(&fc->idle_lock);
+    struct hostbuf **pp = &fc->idle;
+    while (*pp && (*pp)->size != size)
+        pp = &(*pp)->next;
+    struct hostbuf *hb = *pp ? idle_unlink(fc, pp) : NULL;
+    pthread_mutex_unlock(&fc->idle_lock);
+    return hb;
+}
+
+/* A buffer of size bytes over a recycled or new host buffer. */
+static AVBufferRef *hostbuf_get(struct frame_cache *fc, size_t size)
+{
+    struct hostbuf *hb = idle_take(fc, size);
+    if (!hb) {
+        if (!(hb = calloc(1, sizeof(*hb))) || !(hb->data = av_malloc(size))) {
+            free(hb);
+            return NULL;
+        }
+        hb->fc = fc;
+        hb->size = size;
+        __atomic_add_fetch(&fc->refs, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&fc->allocs, 1, __ATOMIC_RELAXED);
+    }
+    AVBufferRef *ref = av_buffer_create(hb->data, size, hostbuf_release, hb, 0);
+    if (!ref)
+        hostbuf_release(hb, hb->data);
+    return ref;
 }
 
 static struct entry *find(struct shard *s, uint64_t media, int n)
@@ -180,19 +327,28 @@ int frame_cache_has(struct frame_cache *fc, uint64_t media, int n)
     return has;
 }
 
-/* Evicts the least recently used entry of shard s; 0 when it is empty. */
-static int evict_one(struct frame_cache *fc, struct shard *s)
+/* Removes the entry of (media, n) from shard s when drop, else (an eviction) its least
+ * recently used one; 0 when there is none. */
+static int remove_one(struct frame_cache *fc, struct shard *s, int drop, uint64_t media, int n)
 {
     pthread_mutex_lock(&s->lock);
-    struct entry *e = s->tail;
+    struct entry *e = drop ? find(s, media, n) : s->tail;
     if (e) {
         entry_unlink(fc, s, e);
-        s->st.evictions++;
+        if (drop)
+            s->st.dropped++;
+        else
+            s->st.evictions++;
     }
     pthread_mutex_unlock(&s->lock);
     if (e)
         entry_free(e);
     return e != NULL;
+}
+
+static int evict_one(struct frame_cache *fc, struct shard *s)
+{
+    return remove_one(fc, s, 0, 0, 0);
 }
 
 /* The shard whose LRU end was used longest ago, read without locks (a stale answer
@@ -230,13 +386,61 @@ static void make_room(struct frame_cache *fc, size_t need)
     }
 }
 
-/* The cache's own copy of a frame in host memory: a reference would keep the decoder's
- * pooled buffer from going back to it, and the decoder's pool would grow by every frame the
- * cache holds, outside cache_mb. Frames in device memory are kept by reference. */
-static AVFrame *own_copy(const AVFrame *f)
+/* 1 when f is in host memory (the cache copies it). */
+static int is_host(const AVFrame *f)
 {
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
-    if (!d || (d->flags & AV_PIX_FMT_FLAG_HWACCEL))
+    return d && !(d->flags & AV_PIX_FMT_FLAG_HWACCEL);
+}
+
+/* Line sizes of a w x h picture in format fmt, lines aligned to LINE_ALIGN, and the bytes
+ * of its buffer; 0 when fmt has no such layout. */
+static size_t layout(enum AVPixelFormat fmt, int w, int h, int linesize[4], size_t plane[4])
+{
+    ptrdiff_t ls[4];
+    if (av_image_fill_linesizes(linesize, fmt, FFALIGN(w, LINE_ALIGN)) < 0)
+        return 0;
+    for (int i = 0; i < 4; i++)
+        ls[i] = linesize[i] = FFALIGN(linesize[i], LINE_ALIGN);
+    if (av_image_fill_plane_sizes(plane, fmt, h, ls) < 0)
+        return 0;
+    return plane[0] + plane[1] + plane[2] + plane[3] + BUF_PAD;
+}
+
+int frame_cache_frame_buffer(struct frame_cache *fc, AVFrame *f, int width, int height)
+{
+    int linesize[4] = {0};
+    size_t plane[4] = {0}, size = layout(f->format, width, height, linesize, plane);
+    if (!size)
+        return -EINVAL;
+    if (!(f->buf[0] = hostbuf_get(fc, size)) || av_buffer_replace(&f->opaque_ref, fc->tag) < 0) {
+        av_buffer_unref(&f->buf[0]);
+        return -ENOMEM;
+    }
+    uint8_t *p = f->buf[0]->data;
+    for (int i = 0; i < 4 && plane[i]; i++) {
+        f->data[i] = p;
+        f->linesize[i] = linesize[i];
+        p += plane[i];
+    }
+    f->extended_data = f->data;
+    return 0;
+}
+
+/* 1 when f's pixels are in a buffer of the cache's (frame_cache_frame_buffer). */
+static int in_own_buffer(const struct frame_cache *fc, const AVFrame *f)
+{
+    return f->opaque_ref && f->opaque_ref->buffer == fc->tag->buffer && f->buf[0] &&
+           !f->buf[1];
+}
+
+/* The cache's own copy of a host frame, in a recycled buffer: a reference to a
+ * libavcodec-pooled buffer would keep it from going back to the decoder, whose pool would
+ * grow by every frame the cache holds, outside cache_mb. Frames in device memory or in
+ * the cache's buffers already are kept by reference. */
+static AVFrame *own_copy(struct frame_cache *fc, const AVFrame *f)
+{
+    if (!is_host(f) || in_own_buffer(fc, f))
         return av_frame_clone(f);
     AVFrame *c = av_frame_alloc();
     if (!c)
@@ -244,19 +448,27 @@ static AVFrame *own_copy(const AVFrame *f)
     c->format = f->format;
     c->width = f->width;
     c->height = f->height;
-    if (av_frame_get_buffer(c, 0) < 0 || av_frame_copy(c, f) < 0 || av_frame_copy_props(c, f) < 0)
+    if (av_frame_copy_props(c, f) < 0 || frame_cache_frame_buffer(fc, c, f->width, f->height) < 0 ||
+        av_frame_copy(c, f) < 0)
         av_frame_free(&c);
     return c;
 }
 
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f)
 {
-    if (frame_bytes(f) > fc->max_bytes)
+    int linesize[4];
+    size_t plane[4], copy = 0;
+    if (is_host(f) && !in_own_buffer(fc, f) &&
+        !(copy = layout(f->format, f->width, f->height, linesize, plane)))
+        return;
+    size_t need = copy ? copy + sizeof(struct entry) : frame_bytes(f);
+    if (need > fc->max_bytes)
         return;
     struct shard *s = shard_of(fc, media, n);
     if (frame_cache_has(fc, media, n))
         return;
-    AVFrame *ref = own_copy(f);
+    make_room(fc, need); /* first: an evicted frame's buffer takes the copy */
+    AVFrame *ref = own_copy(fc, f);
     struct entry *e = calloc(1, sizeof(*e));
     if (!ref || !e) {
         av_frame_free(&ref);
@@ -266,7 +478,6 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     size_t bytes = frame_bytes(ref);
     *e = (struct entry){.media = media, .n = n, .frame = ref, .bytes = bytes,
                         .used = __atomic_add_fetch(&fc->tick, 1, __ATOMIC_RELAXED)};
-    make_room(fc, bytes);
     pthread_mutex_lock(&s->lock);
     if (find(s, media, n)) {
         pthread_mutex_unlock(&s->lock);
@@ -284,6 +495,16 @@ void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFram
     make_room(fc, 0); /* puts racing past the first check: the bound still holds */
 }
 
+void frame_cache_drop(struct frame_cache *fc, uint64_t media, int n)
+{
+    remove_one(fc, shard_of(fc, media, n), 1, media, n);
+}
+
+void frame_cache_trim(struct frame_cache *fc)
+{
+    idle_trim(fc, 1);
+}
+
 void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)
 {
     *st = (struct frame_cache_stats){0};
@@ -294,9 +515,11 @@ void frame_cache_stats(struct frame_cache *fc, struct frame_cache_stats *st)
         st->misses += s->st.misses;
         st->inserts += s->st.inserts;
         st->evictions += s->st.evictions;
+        st->dropped += s->st.dropped;
         st->frames += s->st.frames;
         pthread_mutex_unlock(&s->lock);
     }
     st->bytes = __atomic_load_n(&fc->bytes, __ATOMIC_RELAXED);
     st->max_bytes = fc->max_bytes;
+    st->allocs = __atomic_load_n(&fc->allocs, __ATOMIC_RELAXED);
 }

@@ -1,6 +1,7 @@
 /* The idle watcher: a thread that looks at the mount's counters once a second. */
 #include "idle.h"
 #include "bufpool.h"
+#include "frame_cache.h"
 #include "vidfs.h"
 
 #include <errno.h>
@@ -44,6 +45,7 @@ static void *idle_main(void *arg)
             trimmed = 0;
         } else if (!trimmed) {
             bufpool_trim(id->fs->bufs);
+            frame_cache_trim(id->fs->cache);
             malloc_trim(0);
             trimmed = 1;
         }

@@ -76,6 +76,8 @@ char *stats_json(const struct stats_sources *src)
     add_u64(x, "misses", fc.misses);
     add_u64(x, "inserts", fc.inserts);
     add_u64(x, "evictions", fc.evictions);
+    add_u64(x, "dropped", fc.dropped);
+    add_u64(x, "buffers_allocated", fc.allocs);
     add_u64(x, "frames", fc.frames);
     add_u64(x, "bytes", fc.bytes);
     add_u64(x, "max_bytes", fc.max_bytes);

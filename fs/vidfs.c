@@ -169,9 +169,11 @@ int vidfs_new(const char *source, const char *mountpoint, struct config *cfg,
     struct segment_opts so;
     if ((ret = segment_opts_from_config(&fs->cfg, &so)) < 0)
         goto fail;
+    if ((ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0)
+        goto fail;
+    po.decode.buffers = fs->cache;
     if ((ret = store_new(fs->cfg.cache_dir, (uint64_t)fs->cfg.store_mb << 20, &fs->store)) < 0 ||
         (ret = pool_new(&po, &fs->pool)) < 0 ||
-        (ret = frame_cache_new((size_t)fs->cfg.cache_mb << 20, &fs->cache)) < 0 ||
         (ret = reader_new(fs->pool, fs->cache, &ro, &fs->reader)) < 0 ||
         (ret = segmenter_new(fs->reader, fs->store, &so, &fs->segmenter)) < 0 ||
         (ret = media_table_new(fs->source, fs->src, fs->store, &fs->media)) < 0 ||

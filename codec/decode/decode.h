@@ -12,8 +12,13 @@
 /* GPUs one process decodes on at most. */
 #define DECODE_MAX_GPUS 16
 
+struct frame_cache;
+
 struct decode_opts {
     int threads;    /* codec threads, 0 = automatic */
+    /* CPU backend: pictures are decoded into the frame cache's buffers, so the cache keeps
+     * them without a copy and their memory is recycled (NULL: libavcodec's own). */
+    struct frame_cache *buffers;
     int gpu;        /* CUDA ordinal for GPU backends */
     int max_width;  /* GPU decoders are created this large so reconfigure fits */
     int max_height;

@@ -2,6 +2,7 @@
  * frames in the decoder's own pixel format; convert.c makes the output layouts. */
 #include "decode.h"
 #include "averror.h"
+#include "frame_cache.h"
 #include "log.h"
 
 #include <errno.h>
@@ -14,8 +15,28 @@ static const char cpu_magic;
 struct cpu_priv {
     const char *magic; /* &cpu_magic */
     AVCodecContext *ctx;
+    struct frame_cache *buffers;
     int concealed; /* atomic */
 };
+
+/* The widest line alignment the frame cache's buffers have (frame_cache_frame_buffer). */
+#define BUFFER_LINE_ALIGN 64
+
+/* Pictures in the frame cache's buffers (decode_opts.buffers), as libavcodec's own
+ * allocator lays them out but for the alignment; codecs that do not take custom buffers
+ * (no DR1) get libavcodec's. Called from the codec's threads. */
+static int cpu_get_buffer(AVCodecContext *ctx, AVFrame *f, int flags)
+{
+    struct cpu_priv *p = ctx->opaque;
+    int w = f->width, h = f->height, align[AV_NUM_DATA_POINTERS] = {0};
+    if (!p->buffers || !(ctx->codec->capabilities & AV_CODEC_CAP_DR1) || f->hw_frames_ctx)
+        return avcodec_default_get_buffer2(ctx, f, flags);
+    avcodec_align_dimensions2(ctx, &w, &h, align);
+    for (int i = 0; i < AV_NUM_DATA_POINTERS; i++)
+        if (align[i] > BUFFER_LINE_ALIGN)
+            return avcodec_default_get_buffer2(ctx, f, flags);
+    return frame_cache_frame_buffer(p->buffers, f, w, h);
+}
 
 /* libavcodec's error resilience logs this (at debug level) from the thread that decodes
  * the picture, whose codec context is a copy of ours, opaque included. */
@@ -69,6 +90,8 @@ static int cpu_open(void *priv, const AVCodecParameters *par, const struct decod
     pthread_once(&once, observe_init);
     p->magic = &cpu_magic;
     p->ctx->opaque = p;
+    p->buffers = opts->buffers;
+    p->ctx->get_buffer2 = cpu_get_buffer;
     ret = avcodec_open2(p->ctx, codec, NULL);
     if (ret < 0)
         goto fail;

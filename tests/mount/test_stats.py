@@ -117,6 +117,31 @@ def test_a_batch_whose_read_ahead_outruns_the_cache_decodes_each_gop_once_more_a
     assert decoded(stats(m)) <= 2 * 25 + 12, stats(m)["frames_decoded"]
 
 
+@pytest.mark.parametrize("how,ahead", [("files", 8), ("batch", 8), ("files", 0)])
+def test_frames_an_in_order_reader_passed_leave_the_cache(make_mount, workdir, corpus, how,
+                                                          ahead):
+    """A frame an in-order reader passed 16 frames back is dropped from the frame cache,
+    whose buffer then takes a new frame instead of fresh memory: the cache holds a window,
+    not the whole file, the bytes are ffmpeg's, and the frames just passed are still hits."""
+    m = own_mount(make_mount, workdir, corpus, f"stats-behind-{how}-{ahead}",
+                  (f"readahead={ahead}",))
+    r = util.ref(os.path.join(corpus, CLIP))
+    if how == "files":
+        for k in range(50):
+            assert read_frame(m, k) == r.frame("nv12", k), k
+    else:
+        fsize = r.frame_size("nv12")
+        data = util.read_all(os.path.join(m.mnt, CLIP, "frames", "0-50.nv12"))
+        for k in range(50):
+            assert data[k * fsize:(k + 1) * fsize] == r.frame("nv12", k), k
+    s = stats(m)
+    fc = s["frame_cache"]
+    assert fc["dropped"] >= 50 - 16 - 8 - 2 and fc["frames"] <= 16 + 8 + 2, fc
+    before = decoded(s)
+    assert read_frame(m, 40) == r.frame("nv12", 40)
+    assert decoded(stats(m)) == before
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
 def test_images_read_in_order_are_encoded_ahead_with_the_same_bytes(make_mount, workdir,
                                                                     corpus, fmt):

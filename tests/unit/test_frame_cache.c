@@ -78,6 +78,129 @@ static void test_bound(void)
     frame_cache_free(&fc);
 }
 
+/* The data of frame (media, n) in the cache, by pointer; the reference is dropped. */
+static const uint8_t *cached_data(struct frame_cache *fc, uint64_t media, int n)
+{
+    AVFrame *g = frame_cache_get(fc, media, n);
+    const uint8_t *p = g ? g->data[0] : NULL;
+    av_frame_free(&g);
+    return p;
+}
+
+static void test_recycle(void)
+{
+    size_t one = frame_size();
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(100 * (one + 256), &fc) == 0);
+    AVFrame *f = make_frame(64, 64, 9);
+    frame_cache_put(fc, 1, 0, f);
+    const uint8_t *p = cached_data(fc, 1, 0);
+    /* A dropped frame's buffer takes the next copy of its size: no fresh memory. */
+    frame_cache_drop(fc, 1, 0);
+    CHECK(!frame_cache_has(fc, 1, 0));
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.frames == 0 && st.dropped == 1 && st.bytes == 0 && st.allocs == 1);
+    frame_cache_put(fc, 1, 1, f);
+    CHECK(cached_data(fc, 1, 1) == p);
+    /* A buffer a reader still holds is not reused, and the reader's frame stays intact. */
+    AVFrame *held = frame_cache_get(fc, 1, 1);
+    frame_cache_drop(fc, 1, 1);
+    frame_cache_put(fc, 1, 2, f);
+    const uint8_t *r = cached_data(fc, 1, 2);
+    CHECK(r != p && held->data[0] == p && held->data[0][0] == 9);
+    av_frame_free(&held);
+    /* Its last reference gone, it waits beside the other for the next copies. */
+    frame_cache_drop(fc, 1, 2);
+    frame_cache_put(fc, 1, 3, f);
+    frame_cache_put(fc, 1, 4, f);
+    const uint8_t *q3 = cached_data(fc, 1, 3), *q4 = cached_data(fc, 1, 4);
+    CHECK((q3 == p && q4 == r) || (q3 == r && q4 == p));
+    frame_cache_stats(fc, &st);
+    CHECK(st.allocs == 2);
+    /* Trimmed (idle mount), spare buffers are freed: the next copy takes fresh memory. */
+    frame_cache_drop(fc, 1, 3);
+    frame_cache_drop(fc, 1, 4);
+    frame_cache_trim(fc);
+    frame_cache_put(fc, 1, 5, f);
+    frame_cache_stats(fc, &st);
+    CHECK(st.frames == 1 && st.allocs == 3);
+    /* At most four buffers wait: six freed at once, six copies take two fresh ones. */
+    for (int n = 6; n < 11; n++)
+        frame_cache_put(fc, 1, n, f);
+    for (int n = 5; n < 11; n++)
+        frame_cache_drop(fc, 1, n);
+    frame_cache_stats(fc, &st);
+    uint64_t allocs = st.allocs;
+    for (int n = 11; n < 17; n++)
+        frame_cache_put(fc, 1, n, f);
+    frame_cache_stats(fc, &st);
+    CHECK(st.allocs == allocs + 2);
+    av_frame_free(&f);
+    frame_cache_free(&fc);
+}
+
+static void test_full_cache_recycles(void)
+{
+    size_t one = frame_size();
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(4 * (one + 256), &fc) == 0);
+    AVFrame *f = make_frame(64, 64, 5);
+    const uint8_t *seen[64];
+    int nseen = 0;
+    for (int n = 0; n < 64; n++) {
+        frame_cache_put(fc, 2, n, f);
+        const uint8_t *p = cached_data(fc, 2, n);
+        CHECK(p != NULL);
+        int known = 0;
+        for (int i = 0; i < nseen; i++)
+            known |= seen[i] == p;
+        if (!known)
+            seen[nseen++] = p;
+    }
+    /* An evicted frame's buffer takes the copy that evicted it. */
+    CHECK(nseen <= 5);
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.bytes <= st.max_bytes && st.inserts - st.evictions == st.frames);
+    av_frame_free(&f);
+    frame_cache_free(&fc);
+}
+
+/* A decoder's picture in a buffer of the cache's (its get_buffer2): kept by reference,
+ * not copied, and its buffer goes to the decoder's next picture once dropped. */
+static void test_decoder_buffers(void)
+{
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(1 << 22, &fc) == 0);
+    AVFrame *f = av_frame_alloc();
+    f->format = AV_PIX_FMT_YUV420P;
+    f->width = 100;
+    f->height = 50;
+    CHECK(frame_cache_frame_buffer(fc, f, 128, 66) == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(f->data[i] && f->linesize[i] % 64 == 0 && f->linesize[i] >= 128 >> !!i);
+    CHECK(f->data[1] >= f->data[0] + 66 * f->linesize[0] && !f->buf[1]);
+    f->data[2][33 * f->linesize[2] - 1] = 42; /* the last byte of the 128x66 picture */
+    const uint8_t *p = f->data[0];
+    frame_cache_put(fc, 1, 0, f);
+    av_frame_free(&f);
+    AVFrame *g = frame_cache_get(fc, 1, 0);
+    CHECK(g && g->data[0] == p && g->data[2][33 * g->linesize[2] - 1] == 42);
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.frames == 1 && st.bytes >= (size_t)g->buf[0]->size && st.allocs == 1);
+    av_frame_free(&g);
+    frame_cache_drop(fc, 1, 0);
+    AVFrame *h = av_frame_alloc();
+    h->format = AV_PIX_FMT_YUV420P;
+    CHECK(frame_cache_frame_buffer(fc, h, 128, 66) == 0 && h->data[0] == p);
+    frame_cache_stats(fc, &st);
+    CHECK(st.allocs == 1);
+    av_frame_free(&h);
+    frame_cache_free(&fc);
+}
+
 static struct frame_cache *shared;
 
 static void *hammer(void *arg)
@@ -119,6 +242,9 @@ int main(void)
 {
     test_hit_miss();
     test_bound();
+    test_recycle();
+    test_full_cache_recycles();
+    test_decoder_buffers();
     test_threads();
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures != 0;
