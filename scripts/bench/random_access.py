@@ -80,11 +80,13 @@ def measure(src, name, seconds, gop, goal_cli, goal_av):
         t_cold = time.perf_counter() - t
         s_cold = stat_summary(m.stats())
         t = time.perf_counter()
-        warm = [read_file(f"{d}/{n}.nv12") for n in frames]
+        # compared as they come, not kept: 30 more frames held in this process would cost
+        # it fresh pages (0.5 s), which is not the mount's time
+        warm_same = sum(read_file(f"{d}/{n}.nv12") == c for n, c in zip(frames, cold))
         t_warm = time.perf_counter() - t
         s_warm = stat_summary(m.stats())
         mem = m.memory()
-    assert warm == cold, "warm frames differ from cold ones"
+    assert warm_same == N, "warm frames differ from cold ones"
     log(f"  vidfs cold: {t_cold:.2f} s ({t_cold / N * 1e3:.1f} ms/frame)  stats {s_cold}")
     log(f"  vidfs warm: {t_warm * 1e3:.1f} ms ({t_warm / N * 1e3:.2f} ms/frame)")
     log(f"    peak RSS {mem['peak_rss_mib']} MiB (cache_mb={mem['cache_mb']})")
