@@ -427,8 +427,11 @@ static int take_held(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out
         return idx >= n && find_held(d, n) < 0 ? -EIO : RUN_ON;
     if (impl(d)->exact && run->tainted && index_start_packet(ix, idx) >= run->first_gop_end)
         return RUN_EARLIER; /* past the first GOP of a tainted run: nothing more of it */
-    if (is_damaged(f)) {
+    /* An exact run reproduces damage past its first GOP: only damage inside it counts. */
+    int counts = !impl(d)->exact || ix->frames[idx].packet < run->first_gop_end;
+    if (is_damaged(f))
         mark_damaged(d, idx);
+    if (is_damaged(f) && counts) {
         if (impl(d)->exact) {
             log_debug("%s: damaged picture in the first GOP of a run from packet %d",
                       d->media->path, run->start);
@@ -460,10 +463,8 @@ static int take_now(struct decoder *d, int idx, AVFrame *f, int n, AVFrame *out,
     const struct index *ix = d->media->index;
     struct run *run = &impl(d)->run;
     int first_gop = index_start_packet(ix, idx) < run->first_gop_end;
-    if (impl(d)->exact && run->start > 0 && (first_gop || run->nb_held))
+    if (impl(d)->exact && run->start > 0 && (first_gop || run->nb_held || run->tainted))
         return take_held(d, idx, f, n, out, keep);
-    if (run->tainted)
-        return RUN_EARLIER;
     int valid = index_start_packet(ix, idx) >= run->start;
     if (valid && is_damaged(f)) {
         mark_damaged(d, idx);
