@@ -85,11 +85,8 @@ def test_daemon_mode_mounts_and_unmounts(vidfs_bin, tmp_path, corpus):
 
 
 def test_changed_source_is_rescanned(make_mount, workdir, corpus):
-    src = os.path.join(workdir, "changing.src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
+    src = util.fresh_source(workdir, "changing", corpus, [("h264_bframes.mp4", "clip.mp4")])
     clip = os.path.join(src, "clip.mp4")
-    shutil.copyfile(os.path.join(corpus, "h264_bframes.mp4"), clip)
     m = make_mount(src, "changing")
     d = os.path.join(m.mnt, "clip.mp4")
     before = json.loads(util.read_all(os.path.join(d, "meta.json")))

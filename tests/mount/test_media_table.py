@@ -140,11 +140,8 @@ def test_eviction_with_concurrent_readers(make_mount, workdir, corpus):
 
 def test_source_rewritten_in_place_is_indexed_again(make_mount, workdir, corpus):
     """Same inode, mtime put back: only size and ctime tell; the new video is served."""
-    src = os.path.join(workdir, "inplace.src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
+    src = util.fresh_source(workdir, "inplace", corpus, [("h264_bframes.mp4", "clip.mp4")])
     clip = os.path.join(src, "clip.mp4")
-    shutil.copyfile(os.path.join(corpus, "h264_bframes.mp4"), clip)
     m = make_mount(src, "inplace")
     d = os.path.join(m.mnt, "clip.mp4")
     assert json.loads(util.read_all(os.path.join(d, "meta.json")))["width"] == 320

@@ -6,7 +6,6 @@ Nothing here depends on how fast this machine is: each test polls stats.json whi
 runs, and when the work ended before a poll saw it, makes the work longer and tries again."""
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -68,9 +67,7 @@ def watch(m, work, kind, name, timeout=120):
 
 
 def own_mount(make_mount, workdir, name):
-    src = os.path.join(workdir, name + ".src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
+    src = util.fresh_source(workdir, name)
     return src, make_mount(src, name)
 
 

@@ -25,9 +25,7 @@ def decoded(s):
 
 
 def make_videos(workdir, name, n):
-    src = os.path.join(workdir, name + ".src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
+    src = util.fresh_source(workdir, name)
     first = os.path.join(src, "v0.mp4")
     subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
                     f"testsrc2=size={W}x{H}:rate=30", "-frames:v", str(FRAMES),

@@ -15,11 +15,7 @@ CLIP = "h264_bframes.mp4"  # 50 frames of 320x240 at 25 fps
 
 
 def own_mount(make_mount, workdir, corpus, name, opts=("readahead=0",)):
-    src = os.path.join(workdir, name + ".src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
-    shutil.copyfile(os.path.join(corpus, CLIP), os.path.join(src, CLIP))
-    return make_mount(src, name, opts)
+    return make_mount(util.fresh_source(workdir, name, corpus, [CLIP]), name, opts)
 
 
 @pytest.mark.parametrize("fmt", util.IMAGE_FORMATS)

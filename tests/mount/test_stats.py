@@ -28,11 +28,7 @@ def read_frame(m, i, fmt="nv12"):
 
 
 def own_mount(make_mount, workdir, corpus, name, opts=(), clip=CLIP):
-    src = os.path.join(workdir, name + ".src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
-    shutil.copyfile(os.path.join(corpus, clip), os.path.join(src, clip))
-    return make_mount(src, name, opts)
+    return make_mount(util.fresh_source(workdir, name, corpus, [clip]), name, opts)
 
 
 def test_stats_json_has_every_counter(make_mount, workdir, corpus):

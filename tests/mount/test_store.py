@@ -55,12 +55,7 @@ def store_files(cache, prefix=STORE_ENTRY_PREFIX):
 def own_source(workdir, corpus, name, clips=(CLIP,)):
     """A fresh source directory with copies of clips: new inodes, so nothing of them is in
     any store yet."""
-    src = os.path.join(workdir, name + "-src")
-    shutil.rmtree(src, ignore_errors=True)
-    os.makedirs(src)
-    for c in clips:
-        shutil.copyfile(os.path.join(corpus, c), os.path.join(src, c))
-    return src
+    return util.fresh_source(workdir, name, corpus, clips)
 
 
 def test_leftover_tmp_files_removed_at_mount(corpus, make_mount, workdir):

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,18 @@ def rgb_to_planar(rgb, w, h):
 def seconds_name(t, decimals=4):
     """t seconds as a segment name spells it: the one way, no trailing zero ("0.46")."""
     return f"{t:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def fresh_source(workdir, name, corpus=None, clips=()):
+    """WORKDIR/NAME.src, made empty, with copies of the corpus clips named (new inodes:
+    nothing of them is in any store yet); a (corpus name, name here) pair renames one."""
+    src = os.path.join(workdir, name + ".src")
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    for c in clips:
+        frm, to = c if isinstance(c, tuple) else (c, c)
+        shutil.copyfile(os.path.join(corpus, frm), os.path.join(src, to))
+    return src
 
 
 def read_all(path):
