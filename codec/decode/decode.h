@@ -59,6 +59,11 @@ struct decode_backend {
     /* Optional (NULL: never skips): skip pictures no other picture references while
      * seeking, or decode all again. */
     void (*skip_nonref)(void *priv, int skip);
+    /* Optional (NULL: every frame comes out): frames with a pts below `pts` are dropped
+     * instead of coming out (AV_NOPTS_VALUE: none are), for a request's lead-in that no
+     * one reads: a GPU frame costs a map and a copy. Returns how many were dropped since
+     * the last call (decoded all the same). Damage in one is reported by concealed(). */
+    int (*drop_before)(void *priv, int64_t pts);
     void (*close)(void *priv);
 };
 

@@ -581,6 +581,13 @@ static int go_exact(struct decoder *d)
     return ret;
 }
 
+/* Sets the backend's lead-in threshold (drop_before) and counts what it dropped. */
+static void count_dropped(struct decoder *d, int64_t pts)
+{
+    if (d->backend->drop_before)
+        d->frames_decoded += (unsigned long)d->backend->drop_before(d->priv, pts);
+}
+
 int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep, int nearby)
 {
     const struct index *ix = d->media->index;
@@ -588,6 +595,10 @@ int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep
         return -ENOENT;
     int ret = 0;
     impl(d)->margin = nearby ? SKIP_MARGIN : 0;
+    /* A request (no `nearby`) reads nothing before n; a lone frame's lead-in is kept in
+     * the cache, since random readers often come back for it. */
+    int64_t drop = nearby ? AV_NOPTS_VALUE : ix->frames[n].pts;
+    count_dropped(d, drop);
     /* Once damage is seen, an inexact backend (NVDEC) serves none of the file: which of its
      * pictures a concealment reaches is the GPU's own business, not all of them are flagged. */
     if (!impl(d)->exact && media_damaged(d->media))
@@ -607,5 +618,6 @@ int decoder_get(struct decoder *d, int n, AVFrame *out, struct frame_cache *keep
     if (ret == RUN_DAMAGED)
         log_error_once(d->media->path, "a damaged frame cannot be decoded exactly here",
                        "frame %d on %s", n, d->backend->name);
+    count_dropped(d, drop);
     return ret == RUN_DAMAGED ? -EIO : ret;
 }

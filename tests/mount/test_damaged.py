@@ -124,3 +124,21 @@ def test_damaged_stream_reads_as_a_single_threaded_decode(damaged, cache_mb, mak
     eio = [i for i in range(n) if isinstance(next(iter(seen[i])), int)]
     # a decode from the start reaches every frame: none needs to be EIO here
     assert eio == [], f"frames {eio} are EIO"
+
+
+# the damaged pictures (P13, I20, P36 in display order) are each in the dropped lead-in
+@pytest.mark.parametrize("first", [14, 22, 37])
+def test_damaged_stream_batch_after_damage(damaged, first, make_mount):
+    """A batch whose lead-in (the pictures from the keyframe up to its first frame, which
+    it does not read) holds a damaged picture, read first on a fresh mount: the frames are
+    what the single-threaded decode gives, never a frame built on concealment the reader
+    did not see (NVDEC drops a request's lead-in unmapped; its damage still counts)."""
+    src, fs, want = damaged
+    m = make_mount(str(src), f"damaged-batch-{first}")
+    last = min(first + 4, len(want))
+    path = os.path.join(m.mnt, "damaged.ts", "frames", f"{first}-{last}.nv12")
+    got = util.read_all(path)  # a decode from the start reaches them: no EIO here either
+    assert len(got) == fs * (last - first)
+    for k, i in enumerate(range(first, last)):
+        frame = got[k * fs:(k + 1) * fs]
+        assert frame == want[i], f"frame {i} of {first}-{last}: {util.describe_diff(frame, want[i])}"
