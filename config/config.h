@@ -19,6 +19,7 @@
 #define CONFIG_SEGMENT_RCS(V)                                                                      \
     V(RC_CRF, "crf") V(RC_CBR, "cbr") V(RC_VBR, "vbr") V(RC_CONSTQP, "constqp")
 #define CONFIG_SEGMENT_AUDIOS(V) V(AUDIO_COPY, "copy") V(AUDIO_AAC, "aac") V(AUDIO_NONE, "none")
+#define CONFIG_JPEG_CHROMAS(V) V(JPEG_420, "420") V(JPEG_444, "444")
 #define CONFIG_LEVELS(V)                                                                           \
     V(LEVEL_ERROR, "error") V(LEVEL_WARN, "warn") V(LEVEL_INFO, "info") V(LEVEL_DEBUG, "debug")
 
@@ -29,6 +30,7 @@ enum config_segment_codec { CONFIG_SEGMENT_CODECS(CONFIG_ENUM_CONSTANT) };
 enum config_segment_encoder { CONFIG_SEGMENT_ENCODERS(CONFIG_ENUM_CONSTANT) };
 enum config_segment_rc { CONFIG_SEGMENT_RCS(CONFIG_ENUM_CONSTANT) };
 enum config_segment_audio { CONFIG_SEGMENT_AUDIOS(CONFIG_ENUM_CONSTANT) };
+enum config_jpeg_chroma { CONFIG_JPEG_CHROMAS(CONFIG_ENUM_CONSTANT) };
 enum config_level { CONFIG_LEVELS(CONFIG_ENUM_CONSTANT) };
 
 /* X(section, name, type, default, valid, help) where type and valid are
@@ -58,6 +60,8 @@ enum config_level { CONFIG_LEVELS(CONFIG_ENUM_CONSTANT) };
     X(frames, readahead, INT, "8", RANGE(0, 256),                                                  \
       "frames decoded ahead of a sequential reader, 0: off")                                       \
     X(frames, jpeg_quality, INT, "3", RANGE(2, 31), "qscale of jpg frames, 2 is best")             \
+    X(frames, jpeg_chroma, ENUM, "420", CONFIG_JPEG_CHROMAS,                                       \
+      "jpg chroma: 420 as ffmpeg writes jpg, 444 from the rgb frame (larger, slower)")            \
     X(frames, extensions, STR, "mp4,m4v,mov,mkv,webm,avi,ts,mts,m2ts,flv,mpg,mpeg,wmv,3gp,ogv",    \
       "EXT,...", "file extensions shown as video directories")                                     \
     X(segments, segment_codec, ENUM, "h264", CONFIG_SEGMENT_CODECS,                                \

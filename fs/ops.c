@@ -141,8 +141,9 @@ static int make_image(struct vidfs *fs, struct media *m, const struct vpath *vp,
 {
     struct convert_req req = {.format = vp->format, .width = w, .height = h};
     /* An image encoded ahead for a reader going in order, else encoded now. */
-    return image_ahead_get(fs->images, m, vp->first, &req, (int)fs->cfg.jpeg_quality, out,
-                           size);
+    struct image_opts io = {.jpeg_q = (int)fs->cfg.jpeg_quality,
+                            .jpeg_444 = fs->cfg.jpeg_chroma == CONFIG_JPEG_444};
+    return image_ahead_get(fs->images, m, vp->first, &req, &io, out, size);
 }
 
 /* An image's size is known once it is encoded, so a lookup encodes it (it is one frame) and

@@ -23,7 +23,7 @@ enum state { FREE, QUEUED, RUNNING, DONE };
 struct view {
     uint64_t media;
     struct convert_req req;
-    int jpeg_q;
+    struct image_opts opts;
 };
 
 struct slot {
@@ -61,7 +61,7 @@ static int same_view(const struct view *a, const struct view *b)
 {
     return a->media == b->media && a->req.format == b->req.format &&
            a->req.width == b->req.width && a->req.height == b->req.height &&
-           a->jpeg_q == b->jpeg_q;
+           a->opts.jpeg_q == b->opts.jpeg_q && a->opts.jpeg_444 == b->opts.jpeg_444;
 }
 
 static int nslots(const struct image_ahead *ia)
@@ -121,7 +121,7 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&ia->lock);
         uint8_t *out = NULL;
         size_t size = 0;
-        int ret = render_image(ia->reader, job.m, job.n, &job.v.req, job.v.jpeg_q, &out, &size);
+        int ret = render_image(ia->reader, job.m, job.n, &job.v.req, &job.v.opts, &out, &size);
         pthread_mutex_lock(&ia->lock);
         /* Nobody else frees or reuses a running slot. */
         s->ret = ret;
@@ -211,16 +211,16 @@ static int take(struct image_ahead *ia, const struct view *v, int n, uint8_t **o
 }
 
 int image_ahead_get(struct image_ahead *ia, struct media *m, int n, const struct convert_req *req,
-                    int jpeg_q, uint8_t **out, size_t *size)
+                    const struct image_opts *opts, uint8_t **out, size_t *size)
 {
     if (!ia->depth)
-        return render_image(ia->reader, m, n, req, jpeg_q, out, size);
-    struct view v = {.media = m->id, .req = *req, .jpeg_q = jpeg_q};
+        return render_image(ia->reader, m, n, req, opts, out, size);
+    struct view v = {.media = m->id, .req = *req, .opts = *opts};
     pthread_mutex_lock(&ia->lock);
     note_access(ia, m, &v, n);
     int ok = take(ia, &v, n, out, size);
     pthread_mutex_unlock(&ia->lock);
-    return ok ? 0 : render_image(ia->reader, m, n, req, jpeg_q, out, size);
+    return ok ? 0 : render_image(ia->reader, m, n, req, opts, out, size);
 }
 
 int image_ahead_new(struct reader *r, int readahead, struct image_ahead **out)

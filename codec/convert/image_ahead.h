@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "convert.h"
+#include "image.h"
 
 struct media;
 struct reader;
@@ -22,7 +23,7 @@ void image_ahead_free(struct image_ahead **ia);
 /* render_image (same arguments, same bytes), from an image encoded ahead when there is
  * one; notes the access, and queues the next images when this view is read in order. */
 int image_ahead_get(struct image_ahead *ia, struct media *m, int n, const struct convert_req *req,
-                    int jpeg_q, uint8_t **out, size_t *size);
+                    const struct image_opts *opts, uint8_t **out, size_t *size);
 
 struct image_ahead_stats {
     uint64_t ahead; /* images encoded by the background threads */

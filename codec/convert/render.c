@@ -27,13 +27,16 @@ int render_frame(struct reader *r, struct media *m, int n, int end, struct reade
 }
 
 int render_image(struct reader *r, struct media *m, int n, const struct convert_req *req,
-                 int jpeg_q, uint8_t **out, size_t *size)
+                 const struct image_opts *opts, uint8_t **out, size_t *size)
 {
     AVFrame *f;
     int ret = reader_get(r, m, n, &f);
     if (ret < 0)
         return ret;
-    ret = image_encode(f, req->format, req->width, req->height, jpeg_q, out, size);
+    /* The container's aspect wins over the codec's, as in ffmpeg's CLI (JFIF density). */
+    if (m->sar.num > 0)
+        f->sample_aspect_ratio = m->sar;
+    ret = image_encode(f, req->format, req->width, req->height, opts, out, size);
     av_frame_free(&f);
     return ret < 0 && ret != -ENOMEM ? -EIO : ret;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "convert.h"
+#include "image.h"
 
 struct media;
 struct reader;
@@ -22,6 +23,6 @@ int render_frame(struct reader *r, struct media *m, int n, int end, struct reade
 /* Frame n of m as an encoded image (req->format png or jpg, scaled to req's size; jpg at
  * qscale jpeg_q): *out is malloc'd. */
 int render_image(struct reader *r, struct media *m, int n, const struct convert_req *req,
-                 int jpeg_q, uint8_t **out, size_t *size);
+                 const struct image_opts *opts, uint8_t **out, size_t *size);
 
 #endif

@@ -146,6 +146,7 @@ static int fill_stream(struct media *m, const AVStream *st)
     if (!m->par || avcodec_parameters_copy(m->par, st->codecpar) < 0)
         return -ENOMEM;
     m->time_base = st->time_base;
+    m->sar = st->sample_aspect_ratio;
     m->width = st->codecpar->width;
     m->height = st->codecpar->height;
     m->pix_fmt = st->codecpar->format;

@@ -27,6 +27,7 @@ struct media {
     /* Stream parameters (valid when error is NULL). */
     AVCodecParameters *par;
     AVRational time_base;
+    AVRational sar; /* the container's sample aspect ratio, 0/1 when it says none */
     int width, height;
     enum AVPixelFormat pix_fmt;
     int bit_depth;

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Image frames: every frame of a 1080p H.264 clip through the mount as jpg (and png), one
 open+read per frame file in order, against
-- the ffmpeg CLI writing the same images (`ffmpeg -i F -q:v Q -pix_fmt yuvj444p
-  DIR/%d.jpg`; `-pix_fmt rgb24 DIR/%d.png`), which decodes and encodes in one pipeline;
+- the ffmpeg CLI writing the same images (`ffmpeg -i F -q:v Q DIR/%d.jpg`, the bytes of
+  vidfs's jpg; `-pix_fmt rgb24 DIR/%d.png`), which decodes and encodes in one pipeline;
 - ffmpegfs (Debian's; `--desttype=jpg` frame sets, issue 15's peer): every jpg in order
   (goal: vidfs >= 1.5x) and 30 random ones (goal >= 4x), each side on a fresh mount with
   an empty cache; skipped, and said so, when ffmpegfs is not installed.
@@ -23,7 +23,7 @@ JPEG_Q = 3  # the jpeg_quality default
 
 def ffmpeg_fps(path, fmt, n):
     out = tempfile.mkdtemp(prefix="vidfs-bench-img-")
-    pix = ["-q:v", str(JPEG_Q), "-pix_fmt", "yuvj444p"] if fmt == "jpg" else ["-pix_fmt", "rgb24"]
+    pix = ["-q:v", str(JPEG_Q)] if fmt == "jpg" else ["-pix_fmt", "rgb24"]
     try:
         t = time.perf_counter()
         subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-frames:v", str(n)] +

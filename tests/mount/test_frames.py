@@ -4,6 +4,7 @@ order; sizes; png/jpg; batches; scaled views; impossible names; EIO."""
 
 import errno
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -146,6 +147,43 @@ def test_jpg_decodes_close_to_the_frame(mnt, name):
     assert (w, h) == (r.w, r.h)
     p = util.psnr(rgb, r.frame("rgb", i))
     assert p >= 30, f"jpg vs ffmpeg rgb24: {p:.2f} dB"
+
+
+def ffmpeg_jpg(r, i, q=3):
+    """Frame i of r as `ffmpeg -i SRC -q:v Q F.jpg` writes it."""
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-noautorotate", "-i", r.path, "-map", f"0:{r.stream}",
+         "-fps_mode", "passthrough", "-vf", f"select=eq(n\\,{i})", "-frames:v", "1",
+         "-q:v", str(q), "-c:v", "mjpeg", "-f", "image2pipe", "-"],
+        check=True, capture_output=True).stdout
+
+
+@pytest.mark.parametrize("name", [c.name for c in videos.VIDEOS if c.bitexact])
+def test_jpg_is_what_ffmpeg_writes(mnt, name):
+    """jpeg_chroma=420 (the default), 8-bit 4:2:0 sources: ffmpeg's own jpg bytes."""
+    r = util.ref(name)
+    for i in r.sample_indices(extra_random=0)[:3]:
+        got = util.read_all(frame_path(mnt, name, i, "jpg"))
+        want = ffmpeg_jpg(r, i)
+        assert got == want, f"{i}.jpg: {len(got)} bytes, ffmpeg's {len(want)}"
+
+
+def test_jpg_444_option(make_mount):
+    """jpeg_chroma=444: full-range 4:4:4 from the rgb frame, closer to it than 4:2:0."""
+    name = "h264_bframes.mp4"
+    r = util.ref(name)
+    i = r.sample_indices()[1]
+    m = make_mount(util.CORPUS, "jpg444", opts=["jpeg_chroma=444"])
+    data = util.read_all(frame_path(m.mnt, name, i, "jpg"))
+    w, h, rgb = util.decode_image(data, ".jpg")
+    assert (w, h) == (r.w, r.h)
+    p444 = util.psnr(rgb, r.frame("rgb", i))
+    _, _, rgb420 = util.decode_image(ffmpeg_jpg(r, i), ".jpg")
+    p420 = util.psnr(rgb420, r.frame("rgb", i))
+    assert p444 >= 30 and p444 > p420, f"4:4:4 {p444:.2f} dB, 4:2:0 {p420:.2f} dB"
+    sof = data.index(b"\xff\xc0")  # baseline frame header: 3 components, then per
+    sampling = [data[sof + 11 + 3 * c] for c in range(3)]  # (id, HxV, table)
+    assert len(set(sampling)) == 1, f"sampling factors {sampling}: not 4:4:4"
 
 
 BATCH_CLIPS = ["h264_bframes.mp4", "h264_opengop.mkv", "hevc_8bit.mkv", "vp9.webm",
