@@ -71,9 +71,7 @@ static int sws_full(const AVFrame *src, AVFrame *dst, enum AVPixelFormat as)
     struct SwsContext *sws = sws_alloc_context();
     if (!sws)
         return -ENOMEM;
-    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(src->format);
-    int full = src->color_range == AVCOL_RANGE_JPEG ||
-               (desc && !strncmp(desc->name, "yuvj", 4));
+    int full = src->color_range == AVCOL_RANGE_JPEG;
     int ret = av_opt_set_int(sws, "srcw", src->width, 0) < 0 ||
               av_opt_set_int(sws, "srch", src->height, 0) < 0 ||
               av_opt_set_int(sws, "src_format", src->format, 0) < 0 ||
@@ -170,11 +168,18 @@ done:
  * new *out. */
 static int to_jpeg_range(const AVFrame *src, int yuv444, AVFrame **out)
 {
+    /* Full-range 4:2:0 already (MJPEG's yuvj420p): as it is, as ffmpeg passes it on. */
+    if (!yuv444 && (src->format == AV_PIX_FMT_YUVJ420P || src->color_range == AVCOL_RANGE_JPEG)) {
+        if (!(*out = av_frame_clone(src)))
+            return -ENOMEM;
+        (*out)->format = AV_PIX_FMT_YUVJ420P;
+        return 0;
+    }
     int ret = new_frame(yuv444 ? AV_PIX_FMT_YUV444P : AV_PIX_FMT_YUV420P, src->width,
                         src->height, out);
     if (ret < 0)
         return ret;
-    if (!yuv444 && src->format == AV_PIX_FMT_YUV420P && src->color_range != AVCOL_RANGE_JPEG) {
+    if (!yuv444 && src->format == AV_PIX_FMT_YUV420P) {
         pthread_once(&range_once, range_lut_init);
         if (range_lut_ok) {
             lut_apply(src, *out);

@@ -87,3 +87,18 @@ def test_full_range_view_is_limited_range(src, make_mount, tmp_path):
     got = util.read_all(os.path.join(m.mnt, "mjpeg.avi", "frames_160x120", "3.nv12"))
     want = r.frame("nv12", 3, (160, 120))
     assert util.psnr(got, want) >= 40, util.describe_diff(got, want)
+
+
+@pytest.mark.parametrize("name", ["mjpeg.avi", "mjpeg_odd.avi", "h264_pc.mp4", "vp9_pc.webm"])
+def test_full_range_jpg_is_what_ffmpeg_writes(src, name, make_mount):
+    """A full-range 4:2:0 source's jpg is its frame as it is, as `ffmpeg -i F -q:v 3
+    N.jpg` writes it (no round trip through limited range)."""
+    path = str(src / name)
+    m = make_mount(str(src), "full-range-jpg")
+    for i in (0, 7):
+        got = util.read_all(os.path.join(m.mnt, name, "frames", f"{i}.jpg"))
+        want = subprocess.run(FFMPEG + ["-i", path, "-fps_mode", "passthrough", "-vf",
+                                        f"select=eq(n\\,{i})", "-frames:v", "1", "-q:v", "3",
+                                        "-c:v", "mjpeg", "-f", "image2pipe", "-"],
+                              check=True, capture_output=True).stdout
+        assert got == want, f"{name} {i}.jpg: {len(got)} bytes, ffmpeg's {len(want)}"
