@@ -193,7 +193,7 @@ static int to_jpeg_range(const AVFrame *src, int yuv444, AVFrame **out)
     return ret;
 }
 
-/* 1 when f goes to the jpg encoder's 4:2:0 as it is: a host 8-bit 4:2:0 frame at the
+/* 1 when f goes to the jpg encoder's 4:2:0 as it is: an 8-bit 4:2:0 host frame at the
  * size asked for (the decoder's own output, as ffmpeg's CLI hands it on). */
 static int is_plain_420(const AVFrame *f, int w, int h)
 {
@@ -210,6 +210,19 @@ static int full_chroma(const AVFrame *f)
            !d->log2_chroma_w && !d->log2_chroma_h;
 }
 
+/* f as an 8-bit 4:2:0 host frame at w x h, into a new *out: a GPU frame at its size as
+ * libavcodec would have decoded it, in its own range (a full-range one through the
+ * limited-range .yuv420p would lose its extremes); else the .yuv420p file's pixels. */
+static int plain_420(const AVFrame *f, int w, int h, AVFrame **out)
+{
+    if (f->width == w && f->height == h && convert_to_host(f, out) == 0) {
+        if (is_plain_420(*out, w, h))
+            return 0;
+        av_frame_free(out);
+    }
+    return make_converted(f, FORMAT_YUV420P, AV_PIX_FMT_YUV420P, w, h, out);
+}
+
 /* The jpg encoder's input: yuvj420p (see image.h), or yuvj444p from the rgb frame. */
 static int jpeg_input(const AVFrame *f, int w, int h, int yuv444, AVFrame **out)
 {
@@ -218,7 +231,7 @@ static int jpeg_input(const AVFrame *f, int w, int h, int yuv444, AVFrame **out)
     if (yuv444)
         ret = make_converted(f, FORMAT_RGB, AV_PIX_FMT_RGB24, w, h, &conv);
     else if (!is_plain_420(f, w, h))
-        ret = make_converted(f, FORMAT_YUV420P, AV_PIX_FMT_YUV420P, w, h, &conv);
+        ret = plain_420(f, w, h, &conv);
     if (ret == 0)
         ret = to_jpeg_range(conv ? conv : f, yuv444, out);
     av_frame_free(&conv);
