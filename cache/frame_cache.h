@@ -1,4 +1,4 @@
-/* Decoded frames shared by all readers: an LRU bounded in bytes, keyed by (media id,
+/* Decoded frames shared by all readers: a segmented LRU bounded in bytes, keyed by (media id,
  * display index), in shards with a lock each (the LRU order is kept per shard). Frames are refcounted AVFrames: get returns a new reference, so a
  * reader never copies a frame it only reads, and eviction never frees one in use. The
  * cache holds its own copy of a frame in host memory, so that what it holds is what it
@@ -21,8 +21,11 @@ void frame_cache_free(struct frame_cache **fc);
 /* A new reference to the cached frame (caller av_frame_free's it), or NULL on a miss. */
 AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n);
 /* Keeps a copy of f, or a reference to f when it is in device memory (no-op when present
- * or when f alone exceeds the bound). */
+ * or when f alone exceeds the bound), on probation: evicted before the frames readers
+ * asked for (a hit protects a frame; so does frame_cache_protect). */
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f);
+/* Marks frame (media, n), if present, as asked for by a reader (decoded for it). */
+void frame_cache_protect(struct frame_cache *fc, uint64_t media, int n);
 /* Gives f (format set) a buffer of the cache's for a picture of width x height (lines
  * aligned to 64 bytes, padded after the last), as a decoder's get_buffer2 does: put then
  * keeps f by reference instead of copying it, and the buffer comes back for reuse when

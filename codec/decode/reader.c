@@ -365,8 +365,10 @@ int reader_get_leased(struct reader *r, struct media *m, int n, int end,
     if (pending && f)
         __atomic_add_fetch(&r->st.readahead_hits, 1, __ATOMIC_RELAXED);
     int ret = 0;
-    if (!f && (ret = (f = av_frame_alloc()) ? decode(r, m, n, f, l) : -ENOMEM) == 0)
+    if (!f && (ret = (f = av_frame_alloc()) ? decode(r, m, n, f, l) : -ENOMEM) == 0) {
         frame_cache_put(r->cache, m->id, n, f);
+        frame_cache_protect(r->cache, m->id, n); /* asked for: outlives those on the way */
+    }
     if (ret < 0) {
         av_frame_free(&f);
         return ret;

@@ -78,6 +78,43 @@ static void test_bound(void)
     frame_cache_free(&fc);
 }
 
+/* Frames a reader asked for outlive those put on the way (segmented LRU), up to their
+ * share of the bound (three quarters), past which the oldest go back to probation. */
+static void test_protected(void)
+{
+    size_t one = frame_size();
+    struct frame_cache *fc;
+    CHECK(frame_cache_new(12 * (one + 256), &fc) == 0);
+    AVFrame *f = make_frame(64, 64, 1);
+    for (int n = 0; n < 4; n++) {
+        frame_cache_put(fc, 5, n, f);
+        AVFrame *g = frame_cache_get(fc, 5, n); /* a hit protects */
+        av_frame_free(&g);
+    }
+    frame_cache_put(fc, 5, 4, f);
+    frame_cache_protect(fc, 5, 4); /* decoded for a reader */
+    for (int n = 100; n < 400; n++)
+        frame_cache_put(fc, 5, n, f); /* a seek's pictures on the way */
+    for (int n = 0; n < 5; n++)
+        CHECK(frame_cache_has(fc, 5, n));
+    CHECK(frame_cache_has(fc, 5, 399) && !frame_cache_has(fc, 5, 100));
+    /* Twelve asked for: the oldest pass the share and go, the last nine stay. */
+    for (int n = 500; n < 512; n++) {
+        frame_cache_put(fc, 5, n, f);
+        frame_cache_protect(fc, 5, n);
+    }
+    for (int n = 600; n < 700; n++)
+        frame_cache_put(fc, 5, n, f);
+    for (int n = 503; n < 512; n++)
+        CHECK(frame_cache_has(fc, 5, n));
+    CHECK(!frame_cache_has(fc, 5, 0) && !frame_cache_has(fc, 5, 500));
+    struct frame_cache_stats st;
+    frame_cache_stats(fc, &st);
+    CHECK(st.bytes <= st.max_bytes && st.inserts - st.evictions == st.frames);
+    av_frame_free(&f);
+    frame_cache_free(&fc);
+}
+
 /* The data of frame (media, n) in the cache, by pointer; the reference is dropped. */
 static const uint8_t *cached_data(struct frame_cache *fc, uint64_t media, int n)
 {
@@ -242,6 +279,7 @@ int main(void)
 {
     test_hit_miss();
     test_bound();
+    test_protected();
     test_recycle();
     test_full_cache_recycles();
     test_decoder_buffers();
