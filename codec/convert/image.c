@@ -91,9 +91,9 @@ static int sws_full(const AVFrame *src, AVFrame *dst, enum AVPixelFormat as)
 }
 
 /* swscale's limited-to-full range expansion of 8-bit 4:2:0 at the same size maps every
- * sample on its own (1:1 filters), at ~4 ms a 1080p frame here (a table: ~2 ms). These tables are that map,
- * read from swscale itself on ramps and checked on noise, so the bytes stay ffmpeg's at
- * a fraction of the cost; a swscale that fails the check is used as it is. */
+ * sample on its own (1:1 filters), at ~4 ms a 1080p frame here. These tables are that
+ * map (~2 ms), read from swscale itself on ramps and checked on noise, so the bytes stay
+ * ffmpeg's; a swscale that fails the check is used as it is. */
 static uint8_t range_lut[2][256]; /* luma, chroma */
 static int range_lut_ok;
 static pthread_once_t range_once = PTHREAD_ONCE_INIT;
@@ -280,9 +280,9 @@ int image_encode(const AVFrame *f, enum format format, int w, int h,
     ctx->time_base = (AVRational){1, 25};
     ctx->color_range = AVCOL_RANGE_JPEG;
     /* The pixel aspect as ffmpeg's scale filter passes it on (JFIF density). */
-    if (f->sample_aspect_ratio.num)
-        ctx->sample_aspect_ratio = av_mul_q(f->sample_aspect_ratio,
-                                            (AVRational){h * f->width, w * f->height});
+    if (f->sample_aspect_ratio.num > 0)
+        ctx->sample_aspect_ratio = av_mul_q(av_mul_q(f->sample_aspect_ratio, av_make_q(h, w)),
+                                            av_make_q(f->width, f->height));
     if (!png) {
         ctx->flags |= AV_CODEC_FLAG_QSCALE;
         ctx->global_quality = FF_QP2LAMBDA * opts->jpeg_q;
