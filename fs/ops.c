@@ -152,13 +152,15 @@ static int image_size(struct vidfs *fs, struct media *m, const struct vpath *vp,
                       uint64_t *size)
 {
     struct size_key k = image_key(m, vp, w, h);
-    if (size_table_get(fs->sizes, &k, size))
+    if (size_table_get(fs->sizes, &k, size) || !size_table_claim(fs->sizes, &k, size))
         return 0;
     uint8_t *bytes;
     size_t n;
     int ret = make_image(fs, m, vp, w, h, &bytes, &n);
-    if (ret < 0)
+    if (ret < 0) {
+        size_table_abandon(fs->sizes, &k);
         return ret;
+    }
     size_table_keep(fs->sizes, &k, bytes, n);
     *size = n;
     return 0;

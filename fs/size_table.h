@@ -27,8 +27,17 @@ int size_table_get(struct size_table *t, const struct size_key *k, uint64_t *siz
 /* Records the size of k's file. */
 void size_table_put(struct size_table *t, const struct size_key *k, uint64_t size);
 
+/* Before encoding k's file: 1 when the caller is to encode it (then size_table_keep or
+ * size_table_abandon), 0 with *size when its size is known, after waiting for another
+ * caller that was encoding it (two lookups of one file, from `ls -l` and `cat` or from
+ * the stat and open of one reader, encode it once). */
+int size_table_claim(struct size_table *t, const struct size_key *k, uint64_t *size);
+
+/* Gives a claim up (the encode failed): a waiting caller encodes in its place. */
+void size_table_abandon(struct size_table *t, const struct size_key *k);
+
 /* Records the size of k's file and keeps its bytes (taken over: malloc'd) for a while, for
- * the open that follows a lookup. */
+ * the open that follows a lookup; releases the caller's claim. */
 void size_table_keep(struct size_table *t, const struct size_key *k, uint8_t *bytes,
                      size_t size);
 
