@@ -483,7 +483,10 @@ static int create_parser(struct nvdec_priv *p)
         return ret;
     }
     p->q_head = p->q_len = 0;
-    p->nb_unchecked = 0; /* the run they led into is over: nothing was served from them */
+    /* The run they led into is over, nothing was served from it: their damage, unseen or
+     * unreported, must not mark the next run (perhaps of another file). */
+    p->nb_unchecked = 0;
+    p->dropped_damage = 0;
     p->draining = 0;
     p->error = 0;
     p->lead_first = p->codec == cudaVideoCodec_HEVC;
