@@ -46,6 +46,14 @@ int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *ds
  * them (DESIGN.md); such frames are not layout-only copies. */
 int convert_changes_range(const AVFrame *src, enum format f);
 
+/* A swscale context made as FFmpeg's scale filter makes it (bicubic, the ranges set
+ * before init); NULL on failure. The caller frees it (sws_freeContext). */
+struct convert_sws {
+    int src_w, src_h, src_format, dst_w, dst_h, dst_format, src_full, dst_full;
+};
+struct SwsContext;
+struct SwsContext *convert_sws_new(const struct convert_sws *p);
+
 /* *out = src in host memory, as libavcodec's own decode would give it (for encoders): a
  * new reference to src itself when it is in host memory already. */
 int convert_to_host(const AVFrame *src, AVFrame **out);

@@ -129,13 +129,9 @@ static const enum AVPixelFormat sws_format[FORMAT_COUNT] = {
 
 /* One cached swscale context a thread: contexts are not thread-safe, and rebuilding one
  * per frame costs more than converting a small frame. */
-struct sws_params {
-    int src_w, src_h, src_format, dst_w, dst_h, dst_format, src_full;
-};
-
 struct sws_slot {
     struct SwsContext *ctx;
-    struct sws_params params;
+    struct convert_sws params;
 };
 
 static pthread_key_t sws_key;
@@ -153,10 +149,9 @@ static void sws_key_init(void)
     pthread_key_create(&sws_key, sws_destroy);
 }
 
-/* A context made as FFmpeg's scale filter makes it: the source's range is given before
- * init, so that a range change is never skipped by an unscaled shortcut that copies
- * planes (a yuv420p frame tagged full range into nv12). */
-static struct SwsContext *sws_new(const struct sws_params *k)
+/* The ranges are given before init, so that a range change is never skipped by an
+ * unscaled shortcut that copies planes (a yuv420p frame tagged full range into nv12). */
+struct SwsContext *convert_sws_new(const struct convert_sws *k)
 {
     const struct {
         const char *name;
@@ -164,7 +159,7 @@ static struct SwsContext *sws_new(const struct sws_params *k)
     } opts[] = {
         {"srcw", k->src_w},         {"srch", k->src_h},         {"src_format", k->src_format},
         {"dstw", k->dst_w},         {"dsth", k->dst_h},         {"dst_format", k->dst_format},
-        {"sws_flags", SWS_BICUBIC}, {"src_range", k->src_full},
+        {"sws_flags", SWS_BICUBIC}, {"src_range", k->src_full},     {"dst_range", k->dst_full},
     };
     struct SwsContext *s = sws_alloc_context();
     if (!s)
@@ -191,7 +186,7 @@ static struct SwsContext *sws_get(const AVFrame *f, const struct convert_req *re
         pthread_setspecific(sws_key, slot);
     }
     /* All ints: no padding for memcmp to trip on. */
-    struct sws_params key = {
+    struct convert_sws key = {
         .src_w = f->width, .src_h = f->height, .src_format = f->format,
         .dst_w = req->width, .dst_h = req->height, .dst_format = sws_format[req->format],
         .src_full = f->color_range == AVCOL_RANGE_JPEG,
@@ -199,7 +194,7 @@ static struct SwsContext *sws_get(const AVFrame *f, const struct convert_req *re
     if (slot->ctx && !memcmp(&key, &slot->params, sizeof(key)))
         return slot->ctx;
     sws_freeContext(slot->ctx);
-    slot->ctx = sws_new(&key);
+    slot->ctx = convert_sws_new(&key);
     slot->params = key;
     return slot->ctx;
 }

@@ -11,7 +11,6 @@
 #include <libavcodec/avcodec.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
-#include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,28 +62,20 @@ static int new_frame(enum AVPixelFormat pix_fmt, int w, int h, AVFrame **out)
 }
 
 /* swscale's conversion of src into dst (same size) as full range, as ffmpeg's scale
- * filter makes it; src's range is its own (a yuv420p frame may say full range). The
- * ranges are options at init (set later they are not applied to YUV output), dst a non-J
- * format (the J ones only warn), set to `as` afterwards for the encoder. */
+ * filter makes it; src's range is its own (a yuv420p frame may say full range). dst is a
+ * non-J format (the J ones only warn), set to `as` afterwards for the encoder. */
 static int sws_full(const AVFrame *src, AVFrame *dst, enum AVPixelFormat as)
 {
-    struct SwsContext *sws = sws_alloc_context();
+    struct convert_sws p = {
+        .src_w = src->width, .src_h = src->height, .src_format = src->format,
+        .dst_w = dst->width, .dst_h = dst->height, .dst_format = dst->format,
+        .src_full = src->color_range == AVCOL_RANGE_JPEG, .dst_full = 1,
+    };
+    struct SwsContext *sws = convert_sws_new(&p);
     if (!sws)
         return -ENOMEM;
-    int full = src->color_range == AVCOL_RANGE_JPEG;
-    int ret = av_opt_set_int(sws, "srcw", src->width, 0) < 0 ||
-              av_opt_set_int(sws, "srch", src->height, 0) < 0 ||
-              av_opt_set_int(sws, "src_format", src->format, 0) < 0 ||
-              av_opt_set_int(sws, "src_range", full, 0) < 0 ||
-              av_opt_set_int(sws, "dstw", dst->width, 0) < 0 ||
-              av_opt_set_int(sws, "dsth", dst->height, 0) < 0 ||
-              av_opt_set_int(sws, "dst_format", dst->format, 0) < 0 ||
-              av_opt_set_int(sws, "dst_range", 1, 0) < 0 ||
-              av_opt_set_int(sws, "sws_flags", SWS_BICUBIC, 0) < 0 ||
-              sws_init_context(sws, NULL, NULL) < 0 ? -ENOMEM : 0;
-    if (ret == 0 && sws_scale(sws, (const uint8_t *const *)src->data, src->linesize, 0,
-                              src->height, dst->data, dst->linesize) <= 0)
-        ret = -EIO;
+    int ret = sws_scale(sws, (const uint8_t *const *)src->data, src->linesize, 0, src->height,
+                        dst->data, dst->linesize) > 0 ? 0 : -EIO;
     sws_freeContext(sws);
     dst->format = as;
     return ret;

@@ -29,6 +29,14 @@ static size_t frame_size(void)
     return n;
 }
 
+/* A cache bounded to hold about `frames` of make_frame(64, 64). */
+static struct frame_cache *cache_of(size_t frames)
+{
+    struct frame_cache *fc = NULL;
+    CHECK(frame_cache_new(frames * (frame_size() + 256), &fc) == 0);
+    return fc;
+}
+
 static void test_hit_miss(void)
 {
     struct frame_cache *fc;
@@ -53,9 +61,7 @@ static void test_hit_miss(void)
 
 static void test_bound(void)
 {
-    size_t one = frame_size();
-    struct frame_cache *fc;
-    CHECK(frame_cache_new(10 * (one + 256), &fc) == 0);
+    struct frame_cache *fc = cache_of(10);
     AVFrame *f = make_frame(64, 64, 1);
     for (int n = 0; n < 1000; n++)
         frame_cache_put(fc, 3, n, f);
@@ -82,9 +88,7 @@ static void test_bound(void)
  * share of the bound (three quarters), past which the oldest go back to probation. */
 static void test_protected(void)
 {
-    size_t one = frame_size();
-    struct frame_cache *fc;
-    CHECK(frame_cache_new(12 * (one + 256), &fc) == 0);
+    struct frame_cache *fc = cache_of(12);
     AVFrame *f = make_frame(64, 64, 1);
     for (int n = 0; n < 4; n++) {
         frame_cache_put(fc, 5, n, f);
@@ -126,9 +130,7 @@ static const uint8_t *cached_data(struct frame_cache *fc, uint64_t media, int n)
 
 static void test_recycle(void)
 {
-    size_t one = frame_size();
-    struct frame_cache *fc;
-    CHECK(frame_cache_new(100 * (one + 256), &fc) == 0);
+    struct frame_cache *fc = cache_of(100);
     AVFrame *f = make_frame(64, 64, 9);
     frame_cache_put(fc, 1, 0, f);
     const uint8_t *p = cached_data(fc, 1, 0);
@@ -179,9 +181,7 @@ static void test_recycle(void)
 
 static void test_full_cache_recycles(void)
 {
-    size_t one = frame_size();
-    struct frame_cache *fc;
-    CHECK(frame_cache_new(4 * (one + 256), &fc) == 0);
+    struct frame_cache *fc = cache_of(4);
     AVFrame *f = make_frame(64, 64, 5);
     const uint8_t *seen[64];
     int nseen = 0;
