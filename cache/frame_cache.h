@@ -18,13 +18,14 @@ struct frame_cache;
 int frame_cache_new(size_t max_bytes, struct frame_cache **out);
 void frame_cache_free(struct frame_cache **fc);
 
-/* A new reference to the cached frame (caller av_frame_free's it), or NULL on a miss. */
+/* A new reference to the cached frame (caller av_frame_free's it), or NULL on a miss. A
+ * hit renews the frame's place in its segment; it protects nothing. */
 AVFrame *frame_cache_get(struct frame_cache *fc, uint64_t media, int n);
 /* Keeps a copy of f, or a reference to f when it is in device memory (no-op when present
  * or when f alone exceeds the bound), on probation: evicted before the frames readers
- * asked for (a hit protects a frame; so does frame_cache_protect). */
+ * asked for (frame_cache_protect). */
 void frame_cache_put(struct frame_cache *fc, uint64_t media, int n, const AVFrame *f);
-/* Marks frame (media, n), if present, as asked for by a reader (decoded for it). */
+/* Marks frame (media, n), if present, as asked for by a reader out of order: protected. */
 void frame_cache_protect(struct frame_cache *fc, uint64_t media, int n);
 /* Gives f (format set) a buffer of the cache's for a picture of width x height (lines
  * aligned to 64 bytes, padded after the last), as a decoder's get_buffer2 does: put then

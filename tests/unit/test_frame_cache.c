@@ -90,17 +90,19 @@ static void test_protected(void)
 {
     struct frame_cache *fc = cache_of(12);
     AVFrame *f = make_frame(64, 64, 1);
-    for (int n = 0; n < 4; n++) {
+    for (int n = 0; n < 5; n++) {
         frame_cache_put(fc, 5, n, f);
-        AVFrame *g = frame_cache_get(fc, 5, n); /* a hit protects */
-        av_frame_free(&g);
+        frame_cache_protect(fc, 5, n); /* asked for out of order */
     }
-    frame_cache_put(fc, 5, 4, f);
-    frame_cache_protect(fc, 5, 4); /* decoded for a reader */
+    /* A hit alone protects nothing: frames an in-order reader passed go as LRU. */
+    frame_cache_put(fc, 5, 5, f);
+    AVFrame *g = frame_cache_get(fc, 5, 5);
+    av_frame_free(&g);
     for (int n = 100; n < 400; n++)
         frame_cache_put(fc, 5, n, f); /* a seek's pictures on the way */
     for (int n = 0; n < 5; n++)
         CHECK(frame_cache_has(fc, 5, n));
+    CHECK(!frame_cache_has(fc, 5, 5));
     CHECK(frame_cache_has(fc, 5, 399) && !frame_cache_has(fc, 5, 100));
     /* Twelve asked for: the oldest pass the share and go, the last nine stay. */
     for (int n = 500; n < 512; n++) {
