@@ -313,38 +313,42 @@ static int convert_sws_to(const AVFrame *f, const struct convert_req *req, uint8
      * zero it so that the bytes never depend on what the buffer held. */
     if ((req->width | req->height) & 1)
         memset(dst, 0, format_frame_size(req->format, req->width, req->height));
-    if (sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes,
-                  strides) <= 0)
-        return -EIO;
-    if (out_format(f, req) == AV_PIX_FMT_BGR24)
-        swap_rb(dst, (size_t)req->width * (size_t)req->height);
-    return 0;
+    int ret = sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
+                        planes, strides);
+    return ret > 0 ? 0 : -EIO;
 }
 
-/* Packed RGB to planar R, G, B. */
-static void split_rgb(uint8_t *dst, const uint8_t *rgb, size_t pixels)
+/* Packed RGB (BGR when bgr) to planar R, G, B. */
+static void split_rgb(uint8_t *dst, const uint8_t *rgb, size_t pixels, int bgr)
 {
+    /* The planes that a pixel's bytes 0, 1 and 2 go to. */
+    uint8_t *c0 = dst + (bgr ? 2 * pixels : 0), *c1 = dst + pixels;
+    uint8_t *c2 = dst + (bgr ? 0 : 2 * pixels);
     for (size_t i = 0; i < pixels; i++) {
-        dst[i] = rgb[3 * i];
-        dst[pixels + i] = rgb[3 * i + 1];
-        dst[2 * pixels + i] = rgb[3 * i + 2];
+        c0[i] = rgb[3 * i];
+        c1[i] = rgb[3 * i + 1];
+        c2[i] = rgb[3 * i + 2];
     }
 }
 
 static int convert_sws(const AVFrame *f, const struct convert_req *req, uint8_t *dst)
 {
-    if (via[req->format] == req->format)
-        return convert_sws_to(f, req, dst);
+    size_t pixels = (size_t)req->width * (size_t)req->height;
+    if (via[req->format] == req->format) {
+        int ret = convert_sws_to(f, req, dst);
+        if (ret == 0 && out_format(f, req) == AV_PIX_FMT_BGR24)
+            swap_rb(dst, pixels);
+        return ret;
+    }
     struct convert_req base = *req;
     base.format = via[req->format];
-    size_t pixels = (size_t)req->width * (size_t)req->height;
     uint8_t *tmp =
         av_malloc(format_frame_size(base.format, req->width, req->height) + CONVERT_PAD);
     if (!tmp)
         return -ENOMEM;
     int ret = convert_sws_to(f, &base, tmp);
     if (ret == 0 && req->format == FORMAT_RGBP)
-        split_rgb(dst, tmp, pixels);
+        split_rgb(dst, tmp, pixels, out_format(f, &base) == AV_PIX_FMT_BGR24);
     else if (ret == 0)
         memcpy(dst, tmp, pixels); /* gray: the luma plane comes first */
     av_free(tmp);
