@@ -251,13 +251,6 @@ static int passed(struct reader *r, const struct media *m, int n)
     return t && n <= t->horizon && !(t->job_from <= n && n <= t->job_to);
 }
 
-/* 1 when the last frame of m read was n - 1. Under the lock. */
-static int follows(struct reader *r, const struct media *m, int n)
-{
-    struct track *t = find_track(r, m->id, 0);
-    return t && t->last == n - 1;
-}
-
 /* Notes the access and queues read-ahead for sequential ones (*in_order, when given, says
  * whether this one is). Returns 1 when frame n is part of a running or queued job (so the
  * caller may wait for it). Under the lock. */
@@ -365,8 +358,6 @@ int reader_get_leased(struct reader *r, struct media *m, int n, int end,
     if (!l || ahead) {
         pthread_mutex_lock(&r->lock);
         pending = l ? job_has(r, m, n) : note_access(r, m, n, end, &in_order);
-        if (l)
-            in_order = pending || follows(r, m, n);
         if (!f && pending)
             f = wait_for(r, m, n);
         if (!f && l && l->handed && passed(r, m, n))
@@ -383,9 +374,10 @@ int reader_get_leased(struct reader *r, struct media *m, int n, int end,
         av_frame_free(&f);
         return ret;
     }
-    /* Asked for out of order: it outlives the frames decoded on the way. An in-order
-     * reader will not come back to it, and protected it would push out the frames read
-     * ahead for it (cache_mb=64: 1080p in order decoded 1.8 frames a frame). */
+    /* Asked for (a request's frames, a lone frame out of order): it outlives the frames
+     * decoded on the way. A reader of lone frames in order will not come back to them, and
+     * protected they pushed out the frames read ahead for it (cache_mb=64: 1080p frame
+     * files in order decoded 1.8 frames a frame). */
     if (!in_order)
         frame_cache_protect(r->cache, m->id, n);
     if (ahead)
