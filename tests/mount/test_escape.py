@@ -256,8 +256,9 @@ def test_a_video_replaced_under_an_open_handle(make_mount, src, change):
     renamed over. The open handle keeps reading the video it opened (as a process
     that holds a Unix file open does), without blocking; new opens see the new state.
     The same file rewritten in place cannot be read as it was: EIO."""
-    # one decoder, no read-ahead: reading other.mp4 takes the decoder away, so the next
-    # read of clip.mp4 must open its demuxer again
+    # one decoder, no read-ahead: reading other.mp4 takes the decoder away (once the park
+    # for the handle's next read is over: a parked decoder is not taken, another is made),
+    # so the next read of clip.mp4 must open its demuxer again
     m = make_mount(str(src), "esc-" + change, opts=["pool_size=1", "readahead=0"])
     r = util.ref(str(src / "clip.mp4"))
     want = r.frame("nv12", 30)
@@ -278,6 +279,7 @@ def test_a_video_replaced_under_an_open_handle(make_mount, src, change):
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # > POOL_PARK_MS (pool.h)
         util.read_all(os.path.join(m.mnt, "other.mp4", "frames", "3.nv12"))
         clip = src / "clip.mp4"
         if change == "fifo":

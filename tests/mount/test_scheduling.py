@@ -37,7 +37,7 @@ def make_videos(workdir, name, n):
 
 
 def test_more_readers_than_decoders_decode_each_gop_once(make_mount, workdir):
-    """8 readers of random 16-frame clips over 2 decoders: a clip is never taken over
+    """8 readers of random 16-frame clips over 2 decoders at once: a clip is never taken over
     half-way, so frames decoded stay near the frames a clip needs (GOP 60: at most
     about 2.4 decodes for each frame served), and every clip has ffmpeg's bytes."""
     src = make_videos(workdir, "sched-many", 8)
@@ -58,7 +58,7 @@ def test_more_readers_than_decoders_decode_each_gop_once(make_mount, workdir):
         for k in (0, 15):
             assert data[k * fsize:(k + 1) * fsize] == ref.frame("nv12", a + k), (name, a, k)
     s = stats(m)
-    assert s["decoders"]["created"] <= 2
+    assert s["decoders"]["created"] <= 4  # 2 decoding at once, and 2 more parked at most
     assert decoded(s) <= 3.0 * 16 * len(clips), s  # GOP lead-in included; shared decoders gave 6.3
 
 

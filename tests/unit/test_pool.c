@@ -542,42 +542,46 @@ static void *park_thread(void *arg)
 }
 
 /* A parked decoder is its request's for POOL_PARK_MS: unparked by it, passed over by
- * others (a new decoder under the bound, a wait at the bound), given to another once the
- * park ends, and free at once when the claim is given up. */
+ * others (a new decoder while fewer than the bound decode, parked ones not counted; a wait
+ * once every slot is held), given to another once the park ends, and free at once when
+ * the claim is given up. At most the bound decode at once. */
 static void test_park(void)
 {
-    struct pool *p = make_pool(2);
+    struct pool *p = make_pool(1);
     struct media *m = make_media("park", 2 * GOP), *m2 = make_media("park2", GOP);
-    struct pool_claim c;
+    struct pool_claim c, c2, c3;
     struct decoder *d = lease(p, m, 0), *back = NULL;
     pool_park(p, d, &c);
     CHECK(stats(p).parked == 1 && stats(p).busy == 0);
     CHECK(pool_unpark(p, &c, &back) == 0 && back == d && stats(p).unparked == 1);
     check_get(d, 1);
 
-    /* Under the bound another request gets a new decoder, not the parked one. */
+    /* Parked, it does not count against the bound: another request gets a new decoder. */
     pool_park(p, d, &c);
     struct decoder *other = lease(p, m2, 0);
     CHECK(other && other != d && stats(p).created == 2);
-    CHECK(pool_unpark(p, &c, &back) == 0 && back == d);
+    CHECK(pool_unpark(p, &c, &back) == 0 && back == d); /* its own request, busy or not */
     pool_release(p, other);
 
-    /* At the bound (other is busy) a request waits out the park, then takes it. */
-    other = lease(p, m2, 1);
-    struct park_arg a = {.p = p, .m = m2};
+    /* Every slot held (twice the bound, both parked): a request in m waits out d's park,
+     * the first to end, then takes d. */
     int64_t parked_us = now_us();
     pool_park(p, d, &c);
+    other = lease(p, m2, 1);
+    CHECK(stats(p).created == 2);
+    pool_park(p, other, &c3);
+    struct park_arg a = {.p = p, .m = m};
     pthread_t t;
     pthread_create(&t, NULL, park_thread, &a);
     pthread_join(t, NULL);
-    CHECK(a.got == d && stats(p).waits == 1);
+    CHECK(a.got == d && stats(p).waits == 1 && stats(p).created == 2);
     CHECK(a.got_us - parked_us >= (POOL_PARK_MS - 1) * 1000);
     /* Parked again, by the request that has it now: the old claim stays void. */
-    struct pool_claim c2;
     pool_park(p, a.got, &c2);
     CHECK(pool_unpark(p, &c, &back) == -EAGAIN);
     CHECK(pool_unpark(p, &c2, &back) == 0 && back == d);
     pool_release(p, a.got);
+    pool_unclaim(p, &c3);
 
     /* A claim given up frees the decoder at once: the next request does not wait. */
     d = lease(p, m, 5);
@@ -587,8 +591,17 @@ static void test_park(void)
     struct decoder *next = lease(p, m, GOP);
     CHECK(next == d && stats(p).waits == 1);
     CHECK(pool_unpark(p, &c, &back) == -EAGAIN); /* used up */
+
+    /* The bound decode at once: with one busy, a request waits for it though a slot is
+     * free, and goes once it is released. */
+    struct park_arg b = {.p = p, .m = m2};
+    pthread_create(&t, NULL, park_thread, &b);
+    usleep(50000);
+    CHECK(!b.done);
     pool_release(p, next);
-    pool_release(p, other);
+    pthread_join(t, NULL);
+    CHECK(b.done && b.got && stats(p).waits == 2);
+    pool_release(p, b.got);
     pool_free(&p);
     media_unref(&m);
     media_unref(&m2);
