@@ -44,8 +44,8 @@ enum config_level { CONFIG_LEVELS(CONFIG_ENUM_CONSTANT) };
       "decoder: auto uses NVDEC where the GPU can decode the stream, the CPU elsewhere; "          \
       "nvdec: only NVDEC; cpu: only the CPU")                                                      \
     X(decode, pool_size, INT, "auto", RANGE_AUTO(1, 256),                                          \
-      "decoders decoding at once (as many more may wait parked); auto: one per core, or two "     \
-      "per NVDEC engine when more")                                                                \
+      "decoders decoding at once (CPU: as many more may wait parked); auto: one per core, or "     \
+      "two per NVDEC engine when more")                                                            \
     X(decode, threads, INT, "0", RANGE(0, 256), "codec threads per CPU decoder, 0: one per core")  \
     X(decode, gpus, LIST, "0", RANGE(0, 255),                                                      \
       "GPUs (CUDA ordinals) NVDEC decoders are spread over, e.g. 0,1; all: every GPU")             \

@@ -47,9 +47,9 @@ const struct decode_backend *pool_backend(struct pool *p, const struct media *m,
                                           const struct decode_backend *after);
 
 /* Leases a decoder of backend be (from pool_backend) attached to m, the best placed for
- * frame n: one already in m just before n, else a new one while under the bound (parked
- * decoders not counted; twice the bound at most in all), else an idle one reattached (the
- * LRU). Blocks while the bound's count are busy, or every other is parked; waiting requests are
+ * frame n: one already in m just before n, else a new one while under the bound (in a
+ * CPU pool parked decoders not counted; twice the bound at most in all), else an idle one
+ * reattached (the LRU). Blocks while the bound's count are busy, or every other is parked; waiting requests are
  * served in the order they came, except that one that an idle decoder reaches by
  * continuing takes it at once. ticket (may be NULL) is the request's place in line: 0 on
  * its first acquire, set then; a request that comes back with it for a later frame
@@ -70,8 +70,8 @@ struct pool_claim {
 };
 
 /* Returns a leased decoder but keeps it for the same request's next read for a short
- * while (POOL_PARK_MS): no other request takes it in that time (they get another while
- * fewer than the bound decode). c names it. */
+ * while (POOL_PARK_MS): no other request takes it in that time (in a CPU pool they get
+ * another while fewer than the bound decode). c names it. */
 void pool_park(struct pool *p, struct decoder *d, struct pool_claim *c);
 /* The parked decoder back, leased again: 0 with *out; -EAGAIN when it was given to
  * another request meanwhile (acquire anew then). Uses up the claim. */
@@ -80,7 +80,7 @@ int pool_unpark(struct pool *p, struct pool_claim *c, struct decoder **out);
 void pool_unclaim(struct pool *p, struct pool_claim *c);
 
 /* The bound on decoders decoding at once (the setting or what the machine was found to
- * take); parked ones may add as many again. */
+ * take); in a CPU pool parked ones may add as many again. */
 int pool_size(struct pool *p);
 
 /* Counts a frame that a GPU decoder failed to give and the next backend was asked for. */
