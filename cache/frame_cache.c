@@ -14,8 +14,8 @@
  *
  * Two segments (a segmented LRU): frames put on the way (decoded past, read ahead) start on
  * probation; a frame a reader asked for out of order (frame_cache_protect) is protected,
- * and goes only once no probation frame is left, or when the protected ones pass their share and the
- * oldest is sent back to probation. Otherwise the pictures a seek decodes on its way (36
+ * and goes only once no probation frame is left, or when the protected ones pass their
+ * share and the oldest is sent back to probation. Otherwise the pictures a seek decodes on its way (36
  * a frame at GOP 100) pushed out the frames readers had asked for: 30 random 1080p frames
  * read again took 3.9 s instead of 0.1. */
 #include "frame_cache.h"

@@ -75,6 +75,22 @@ int convert_frame(const AVFrame *src, const struct convert_req *req, uint8_t *ds
     return c ? c->run(src, req, dst) : -EINVAL;
 }
 
+int convert_frame_new(int pix_fmt, int w, int h, int align, AVFrame **out)
+{
+    AVFrame *f = av_frame_alloc();
+    if (!f)
+        return -ENOMEM;
+    f->format = pix_fmt;
+    f->width = w;
+    f->height = h;
+    if (av_frame_get_buffer(f, align) < 0) {
+        av_frame_free(&f);
+        return -ENOMEM;
+    }
+    *out = f;
+    return 0;
+}
+
 int convert_to_host(const AVFrame *src, AVFrame **out)
 {
     const struct converter *c = converter_for(src);

@@ -54,6 +54,10 @@ struct convert_sws {
 struct SwsContext;
 struct SwsContext *convert_sws_new(const struct convert_sws *p);
 
+/* *out = a new host frame of pix_fmt at w x h with its buffers (lines aligned to align,
+ * 0: FFmpeg's choice): 0 or -ENOMEM. */
+int convert_frame_new(int pix_fmt, int w, int h, int align, AVFrame **out);
+
 /* *out = src in host memory, as libavcodec's own decode would give it (for encoders): a
  * new reference to src itself when it is in host memory already. */
 int convert_to_host(const AVFrame *src, AVFrame **out);

@@ -263,15 +263,10 @@ static int aligned(uint8_t *const planes[4], const int strides[4])
 static int scale_aligned(struct SwsContext *sws, const AVFrame *f,
                          const struct convert_req *req, uint8_t *planes[4], int strides[4])
 {
-    AVFrame *tmp = av_frame_alloc();
-    int ret = -ENOMEM;
-    if (!tmp)
+    AVFrame *tmp;
+    int ret = convert_frame_new(out_format(f, req), req->width, req->height, 64, &tmp);
+    if (ret < 0)
         return ret;
-    tmp->format = out_format(f, req);
-    tmp->width = req->width;
-    tmp->height = req->height;
-    if (av_frame_get_buffer(tmp, 64) < 0)
-        goto fail;
     /* What swscale leaves unwritten (the last chroma pair of odd widths) reads as zero. */
     for (int i = 0; i < AV_NUM_DATA_POINTERS && tmp->buf[i]; i++)
         memset(tmp->buf[i]->data, 0, tmp->buf[i]->size);
@@ -280,7 +275,6 @@ static int scale_aligned(struct SwsContext *sws, const AVFrame *f,
     if (ret == 0)
         av_image_copy(planes, strides, (const uint8_t **)tmp->data, tmp->linesize, tmp->format,
                       req->width, req->height);
-fail:
     av_frame_free(&tmp);
     return ret;
 }

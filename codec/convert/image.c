@@ -44,23 +44,6 @@ static int make_converted(const AVFrame *f, enum format format, enum AVPixelForm
     return 0;
 }
 
-/* A new frame of pix_fmt at w x h, its buffers allocated. */
-static int new_frame(enum AVPixelFormat pix_fmt, int w, int h, AVFrame **out)
-{
-    AVFrame *f = av_frame_alloc();
-    if (!f)
-        return -ENOMEM;
-    f->format = pix_fmt;
-    f->width = w;
-    f->height = h;
-    if (av_frame_get_buffer(f, 0) < 0) {
-        av_frame_free(&f);
-        return -ENOMEM;
-    }
-    *out = f;
-    return 0;
-}
-
 /* swscale's conversion of src into dst (same size) as full range, as ffmpeg's scale
  * filter makes it; src's range is its own (a yuv420p frame may say full range). dst is a
  * non-J format (the J ones only warn), set to `as` afterwards for the encoder. */
@@ -108,9 +91,9 @@ static void lut_apply(const AVFrame *src, AVFrame *dst)
 static int lut_check(int w, int h, unsigned seed)
 {
     AVFrame *src = NULL, *a = NULL, *b = NULL;
-    int ok = new_frame(AV_PIX_FMT_YUV420P, w, h, &src) == 0 &&
-             new_frame(AV_PIX_FMT_YUV420P, w, h, &a) == 0 &&
-             new_frame(AV_PIX_FMT_YUV420P, w, h, &b) == 0;
+    int ok = convert_frame_new(AV_PIX_FMT_YUV420P, w, h, 0, &src) == 0 &&
+             convert_frame_new(AV_PIX_FMT_YUV420P, w, h, 0, &a) == 0 &&
+             convert_frame_new(AV_PIX_FMT_YUV420P, w, h, 0, &b) == 0;
     for (int p = 0; ok && p < 3; p++)
         for (int i = 0; i < src->linesize[p] * (p ? (h + 1) / 2 : h); i++)
             src->data[p][i] = (uint8_t)((seed = seed * 1103515245u + 12345u) >> 16);
@@ -132,8 +115,8 @@ static int lut_check(int w, int h, unsigned seed)
 static void range_lut_init(void)
 {
     AVFrame *ramp = NULL, *out = NULL;
-    if (new_frame(AV_PIX_FMT_YUV420P, 512, 2, &ramp) < 0 ||
-        new_frame(AV_PIX_FMT_YUV420P, 512, 2, &out) < 0)
+    if (convert_frame_new(AV_PIX_FMT_YUV420P, 512, 2, 0, &ramp) < 0 ||
+        convert_frame_new(AV_PIX_FMT_YUV420P, 512, 2, 0, &out) < 0)
         goto done;
     for (int y = 0; y < 2; y++)
         for (int x = 0; x < 512; x++)
@@ -166,8 +149,8 @@ static int to_jpeg_range(const AVFrame *src, int yuv444, AVFrame **out)
         (*out)->format = AV_PIX_FMT_YUVJ420P;
         return 0;
     }
-    int ret = new_frame(yuv444 ? AV_PIX_FMT_YUV444P : AV_PIX_FMT_YUV420P, src->width,
-                        src->height, out);
+    int ret = convert_frame_new(yuv444 ? AV_PIX_FMT_YUV444P : AV_PIX_FMT_YUV420P, src->width,
+                                src->height, 0, out);
     if (ret < 0)
         return ret;
     if (!yuv444 && src->format == AV_PIX_FMT_YUV420P) {

@@ -7,6 +7,7 @@
  * to the CPU encoder instead of paying the failed probe again. */
 #include "encode.h"
 #include "averror.h"
+#include "convert.h"
 #include "log.h"
 
 #include <errno.h>
@@ -374,16 +375,10 @@ static int convert(struct encoder *e, const AVFrame *f, AVFrame **out)
         e->conv_h = f->height;
         e->conv_fmt = f->format;
     }
-    AVFrame *o = av_frame_alloc();
-    if (!o)
+    AVFrame *o;
+    if (convert_frame_new(c->pix_fmt, c->width, c->height, 0, &o) < 0)
         return -ENOMEM;
-    o->format = c->pix_fmt;
-    o->width = c->width;
-    o->height = c->height;
-    int ret = av_frame_get_buffer(o, 0);
-    if (ret >= 0)
-        ret = av_frame_copy_props(o, f);
-    if (ret < 0) {
+    if (av_frame_copy_props(o, f) < 0) {
         av_frame_free(&o);
         return -ENOMEM;
     }
